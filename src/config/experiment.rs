@@ -1,0 +1,315 @@
+//! Experiment files (`experiments/*.toml`): one file per paper table or figure.
+//! An experiment names its config layers, its variants (with the paper's
+//! check-mark columns), optional sweep axes and the seeds; [`Experiment::plan`]
+//! expands it into the runs it stands for.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::layers::{self, Layer, Resolved};
+use super::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentFile {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Config layers under `configs/`, applied in order after the defaults.
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// The experiment's own settings, applied after its layers.
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// The paper's numbers for this table, relative to the repository root.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Check-mark column names, in the paper's order (e.g. "Geo. Mask.").
+    #[serde(default)]
+    pub marks: Vec<String>,
+    /// Metric columns in the paper's order (subtask names, then Avg.).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// The paper's claims as comparisons between rows, e.g. "a > b".
+    #[serde(default)]
+    pub claims: Vec<String>,
+    pub variants: Vec<VariantSpec>,
+    #[serde(default)]
+    pub sweep: SweepSpec,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Row label, e.g. "a".
+    pub label: String,
+    /// A longer human name, e.g. "GeoSR (full)".
+    #[serde(default)]
+    pub name: String,
+    /// The check-mark columns this row ticks.
+    #[serde(default)]
+    pub marks: Vec<String>,
+    /// Overrides, as dotted keys or nested tables.
+    #[serde(default)]
+    pub set: toml::Table,
+}
+
+/// Sweep axes. `grid` keys form a cartesian product; each `zip` group's keys
+/// move together (all lists of one group have the same length).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    #[serde(default)]
+    pub grid: toml::Table,
+    #[serde(default)]
+    pub zip: Vec<toml::Table>,
+}
+
+/// One point of the sweep: the keys it sets, in a stable order.
+pub type SweepPoint = Vec<(String, toml::Value)>;
+
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// The file stem, used as the results folder name.
+    pub name: String,
+    pub path: PathBuf,
+    /// Folder holding `configs/` (the parent of the experiment's folder).
+    pub root: PathBuf,
+    pub file: ExperimentFile,
+}
+
+/// One run an experiment expands to.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub experiment: String,
+    pub variant: String,
+    /// Variant label plus the sweep point, e.g. `a` or `a_gamma0.6`.
+    pub label: String,
+    pub sweep: SweepPoint,
+    pub seed: u64,
+    pub resolved: Resolved,
+    pub id: String,
+}
+
+impl RunSpec {
+    /// Folder name under `results/runs/<experiment>/`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-s{}-{}", self.label, self.seed, self.id)
+    }
+}
+
+impl Experiment {
+    /// Loads `experiments/NAME.toml` or a path to an experiment file.
+    pub fn load(arg: &str) -> Result<Experiment, ConfigError> {
+        let candidate = PathBuf::from(arg);
+        let path = if candidate.extension().is_some() || candidate.exists() {
+            candidate
+        } else {
+            PathBuf::from("experiments").join(format!("{arg}.toml"))
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Experiment {
+            path: path.clone(),
+            message: format!("cannot read experiment file: {e}"),
+        })?;
+        let file: ExperimentFile = toml::from_str(&text).map_err(|e| ConfigError::Experiment {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into());
+        let root = path
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let exp = Experiment { name, path, root, file };
+        exp.check()?;
+        Ok(exp)
+    }
+
+    fn err(&self, message: String) -> ConfigError {
+        ConfigError::Experiment { path: self.path.clone(), message }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.file.variants.is_empty() {
+            return Err(self.err("no [[variants]]: an experiment needs at least one row".into()));
+        }
+        if self.file.seeds.is_empty() {
+            return Err(self.err("`seeds` is empty: expected at least one seed".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for v in &self.file.variants {
+            if v.label.is_empty() || !v.label.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(self.err(format!(
+                    "variant label `{}`: expected letters, digits, '-', '_' or '.'",
+                    v.label
+                )));
+            }
+            if !seen.insert(&v.label) {
+                return Err(self.err(format!("variant label `{}` appears twice", v.label)));
+            }
+            for m in &v.marks {
+                if !self.file.marks.contains(m) {
+                    return Err(self.err(format!(
+                        "variant `{}` ticks mark `{m}`, expected one of the experiment's marks {:?}",
+                        v.label, self.file.marks
+                    )));
+                }
+            }
+        }
+        for (key, value) in &self.file.sweep.grid {
+            if !value.as_array().is_some_and(|a| !a.is_empty()) {
+                return Err(self.err(format!("sweep.grid.{key}: expected a non-empty list of values")));
+            }
+        }
+        for (i, group) in self.file.sweep.zip.iter().enumerate() {
+            let lens: Vec<usize> = group.values().map(|v| v.as_array().map_or(0, Vec::len)).collect();
+            if lens.is_empty() || lens.contains(&0) || lens.iter().any(|&l| l != lens[0]) {
+                return Err(self.err(format!(
+                    "sweep.zip[{i}]: expected lists of one common, non-zero length, found lengths {lens:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn configs_dir(&self) -> PathBuf {
+        self.root.join("configs")
+    }
+
+    pub fn variant(&self, label: &str) -> Option<&VariantSpec> {
+        self.file.variants.iter().find(|v| v.label == label)
+    }
+
+    /// Every point of the sweep (a single empty point when there is no sweep).
+    pub fn sweep_points(&self) -> Vec<SweepPoint> {
+        let mut points: Vec<SweepPoint> = vec![Vec::new()];
+        for (key, values) in &self.file.sweep.grid {
+            let values = values.as_array().cloned().unwrap_or_default();
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    values.iter().map(move |v| {
+                        let mut q = p.clone();
+                        q.push((key.clone(), v.clone()));
+                        q
+                    })
+                })
+                .collect();
+        }
+        for group in &self.file.sweep.zip {
+            let len = group.values().next().and_then(|v| v.as_array()).map_or(0, Vec::len);
+            let rows: Vec<SweepPoint> = (0..len)
+                .map(|i| group.iter().map(|(k, v)| (k.clone(), v.as_array().expect("checked")[i].clone())).collect())
+                .collect();
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    rows.iter().map(move |r| {
+                        let mut q = p.clone();
+                        q.extend(r.iter().cloned());
+                        q
+                    })
+                })
+                .collect();
+        }
+        points
+    }
+
+    /// The layers of one run, in precedence order (last wins).
+    pub fn layers_for(
+        &self,
+        variant: &VariantSpec,
+        point: &SweepPoint,
+        seed: u64,
+        env: &[Layer],
+        cli: &[Layer],
+    ) -> Result<Vec<Layer>, ConfigError> {
+        let exp = self.path.display().to_string();
+        let mut out = vec![Layer::defaults()];
+        for name in &self.file.layers {
+            out.push(Layer::file(&layers::layer_path(&self.configs_dir(), name), &exp)?);
+        }
+        if !self.file.config.is_empty() {
+            out.push(Layer::table(&format!("{exp} [config]"), &self.file.config)?);
+        }
+        if !variant.set.is_empty() {
+            out.push(Layer::table(&format!("{exp} [variant {}]", variant.label), &variant.set)?);
+        }
+        for (key, value) in point {
+            let mut t = toml::Table::new();
+            t.insert(key.clone(), value.clone());
+            out.push(Layer::table(&format!("{exp} [sweep {key}={value}]"), &t)?);
+        }
+        let mut t = toml::Table::new();
+        t.insert("train.seed".into(), toml::Value::Integer(seed as i64));
+        out.push(Layer::table(&format!("{exp} [seeds]"), &t)?);
+        out.extend(env.iter().cloned());
+        out.extend(cli.iter().cloned());
+        Ok(out)
+    }
+
+    /// Expands variants x sweep points x seeds into runs, resolving and validating each.
+    pub fn plan(&self, env: &[Layer], cli: &[Layer]) -> Result<Vec<RunSpec>, ConfigError> {
+        let mut runs = Vec::new();
+        for variant in &self.file.variants {
+            for point in self.sweep_points() {
+                for &seed in &self.file.seeds {
+                    runs.push(self.run_spec(variant, &point, seed, env, cli)?);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    pub fn run_spec(
+        &self,
+        variant: &VariantSpec,
+        point: &SweepPoint,
+        seed: u64,
+        env: &[Layer],
+        cli: &[Layer],
+    ) -> Result<RunSpec, ConfigError> {
+        let resolved = layers::resolve(&self.layers_for(variant, point, seed, env, cli)?)?;
+        let id = crate::runs::run_id(&resolved.config);
+        Ok(RunSpec {
+            experiment: self.name.clone(),
+            variant: variant.label.clone(),
+            label: point_label(&variant.label, point),
+            sweep: point.clone(),
+            seed,
+            resolved,
+            id,
+        })
+    }
+}
+
+/// `a` plus a slug of the sweep point: `a_gamma0.6_beta0.5`.
+pub fn point_label(variant: &str, point: &SweepPoint) -> String {
+    let mut label = variant.to_string();
+    for (key, value) in point {
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        let v = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let slug: String = format!("{leaf}{v}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .collect();
+        label.push('_');
+        label.push_str(&slug);
+    }
+    label
+}

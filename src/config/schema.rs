@@ -1,0 +1,294 @@
+//! The typed configuration schema. Every key a user can set lives here; serde's
+//! `deny_unknown_fields` plus [`super::layers`]' own key check make typos loud.
+
+use serde::{Deserialize, Serialize};
+
+/// The fully resolved configuration of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+    pub output: OutputConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bench {
+    /// Synthetic static rooms, the VSI-Bench analogue (Table 3).
+    Static,
+    /// Synthetic dynamic scenes, the DSR-Bench analogue (Table 4).
+    Dynamic,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub bench: Bench,
+    /// Questions in the training split.
+    pub train_size: usize,
+    /// Questions in the evaluation split.
+    pub eval_size: usize,
+    /// Seed of the scene generator; independent of the training seed so that
+    /// seeds of a sweep differ in initialisation and order, not in data.
+    pub seed: u64,
+    /// Frames per scene (T).
+    pub frames: usize,
+    /// Vision token grid per frame, [H_V, W_V].
+    pub vision_grid: [usize; 2],
+    /// Geometry token grid per frame, [H_G, W_G]; may differ from the vision grid.
+    pub geometry_grid: [usize; 2],
+    /// Objects per scene.
+    pub objects: usize,
+    /// Standard deviation of the noise on the geometry encoder's 3D points (metres).
+    pub geometry_noise: f64,
+    /// How well 2D appearance predicts the answer, per split (0 = not at all, 1 = perfectly).
+    pub shortcut: ShortcutConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortcutConfig {
+    pub train: f64,
+    pub eval: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackbonePreset {
+    Tiny,
+    Small,
+    Base,
+}
+
+impl BackbonePreset {
+    /// (depth, width, heads) of each preset.
+    pub fn dims(self) -> (usize, usize, usize) {
+        match self {
+            BackbonePreset::Tiny => (2, 32, 2),
+            BackbonePreset::Small => (4, 64, 4),
+            BackbonePreset::Base => (6, 128, 8),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneConfig {
+    pub preset: BackbonePreset,
+    /// Transformer layers; 0 takes the preset's value.
+    pub depth: usize,
+    /// Token width C; 0 takes the preset's value.
+    pub width: usize,
+    /// Attention heads; 0 takes the preset's value.
+    pub heads: usize,
+    /// Keep the backbone's weights fixed during training.
+    pub freeze: bool,
+}
+
+impl BackboneConfig {
+    /// (depth, width, heads) after applying explicit overrides to the preset.
+    pub fn resolved(&self) -> (usize, usize, usize) {
+        let (d, w, h) = self.preset.dims();
+        let pick = |v: usize, p: usize| if v == 0 { p } else { v };
+        (pick(self.depth, d), pick(self.width, w), pick(self.heads, h))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeometryKind {
+    None,
+    /// Static per-frame point maps (the paper's VGGT).
+    Vggt,
+    /// Dynamic per-frame point maps over time (the paper's pi3).
+    Pi3,
+    /// Precomputed geometry tokens read from disk.
+    Features,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskKind {
+    None,
+    /// Eq. 7: uniformly random positions.
+    Random,
+    /// Eq. 10: the most relevant positions by the relevance score of Eq. 9.
+    Topk,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskConfig {
+    pub kind: MaskKind,
+    /// Masking ratio gamma of Eqs. 7 and 10.
+    pub gamma: f64,
+    /// Probability beta that masking is enabled for a sample, Eq. 6.
+    pub beta: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionKind {
+    None,
+    /// Eq. 1, the static Ori. Fus.
+    Additive,
+    /// Eqs. 2-4, the dynamic Ori. Fus.
+    Qformer,
+    /// Eqs. 12, 13, 15, the static Geo. Fus.
+    Gated,
+    /// Eqs. 8, 11, 14, 12, 15, the dynamic Geo. Fus.
+    GatedQformer,
+}
+
+impl FusionKind {
+    /// Whether the fusion carries the bottleneck-token branch of Eqs. 2-3.
+    pub fn has_qformer(self) -> bool {
+        matches!(self, FusionKind::Qformer | FusionKind::GatedQformer)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub backbone: BackboneConfig,
+    pub geometry: GeometryKind,
+    /// Geometry token channels C_G (may differ from C).
+    pub geometry_channels: usize,
+    pub mask: MaskConfig,
+    pub fusion: FusionKind,
+    /// Number of bottleneck tokens L_B, Eq. 2.
+    pub bottleneck_len: usize,
+    /// Heads of the fusion module's cross-attentions.
+    pub fusion_heads: usize,
+    /// Hidden width of the alignment MLPs, as a multiple of C.
+    pub mlp_ratio: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    Adam,
+    Adamw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warmup, then cosine decay to 0 (the paper's static recipe).
+    Cosine,
+    /// Linear warmup, then constant.
+    Constant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: usize,
+    pub schedule: Schedule,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Optimizer steps; 0 derives them from `epochs`.
+    pub steps: usize,
+    pub seed: u64,
+    /// Write a row to train.csv every this many steps.
+    pub log_every: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Average {
+    /// Mean over subtasks (VSI-Bench, Table 3).
+    Macro,
+    /// Mean over questions (DSR-Bench, Table 4).
+    Micro,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub batch_size: usize,
+    /// The average a table reports as Avg.
+    pub average: Average,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Root of the run store.
+    pub results_dir: String,
+    /// Refuse to run from a repository with uncommitted changes.
+    pub require_clean: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            bench: Bench::Static,
+            train_size: 2048,
+            eval_size: 512,
+            seed: 0,
+            frames: 2,
+            vision_grid: [4, 4],
+            geometry_grid: [4, 4],
+            objects: 4,
+            geometry_noise: 0.05,
+            shortcut: ShortcutConfig { train: 0.9, eval: 0.1 },
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            backbone: BackboneConfig {
+                preset: BackbonePreset::Tiny,
+                depth: 0,
+                width: 0,
+                heads: 0,
+                freeze: false,
+            },
+            geometry: GeometryKind::Vggt,
+            geometry_channels: 16,
+            mask: MaskConfig { kind: MaskKind::Random, gamma: 0.8, beta: 0.5 },
+            fusion: FusionKind::Gated,
+            bottleneck_len: 8,
+            fusion_heads: 2,
+            mlp_ratio: 2,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            optimizer: Optimizer::Adam,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            warmup_steps: 20,
+            schedule: Schedule::Cosine,
+            batch_size: 32,
+            epochs: 1,
+            steps: 0,
+            seed: 0,
+            log_every: 1,
+        }
+    }
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { batch_size: 64, average: Average::Macro }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { results_dir: "results".into(), require_clean: false }
+    }
+}

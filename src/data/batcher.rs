@@ -1,0 +1,109 @@
+//! Turns samples into tensors. The random draws of Geometry-Unleashing Masking
+//! (delta of Eq. 6 and the random set of Eq. 7) happen here, from a per-item seed,
+//! so a training step is a pure function of its batch and runs are reproducible.
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Answer, Sample, MAX_OPTIONS};
+use crate::model::masking;
+
+/// A sample plus the seed of its masking draws; `None` means no masking (evaluation).
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub sample: Sample,
+    pub mask_seed: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GeoBatch<B: Backend> {
+    /// Raw vision features `[B, N_V, C_vin]`.
+    pub vision: Tensor<B, 3>,
+    /// Raw geometry (point-map) features `[B, N_G, C_gin]`.
+    pub geometry: Tensor<B, 3>,
+    /// Prompt ids `[B, L_P]`.
+    pub prompt: Tensor<B, 2, Int>,
+    /// `[B, MAX_OPTIONS]`, true where a question has no such option.
+    pub invalid_options: Tensor<B, 2, Bool>,
+    /// Correct option index `[B]` (0 for numerical questions).
+    pub choice_target: Tensor<B, 1, Int>,
+    /// `ln(1 + answer)` for numerical questions `[B]` (0 otherwise).
+    pub number_target: Tensor<B, 1>,
+    /// 1 for numerical questions, 0 for multiple choice `[B]`.
+    pub is_number: Tensor<B, 1>,
+    /// delta of Eq. 6 `[B]`: 1 where masking is enabled for the sample.
+    pub delta: Tensor<B, 1>,
+    /// The random mask set of Eq. 7 `[B, N_V]` (1 = in M).
+    pub random_set: Tensor<B, 2>,
+    /// Subtask index of each sample.
+    pub subtasks: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GeoBatcher {
+    pub n_vision: usize,
+    pub n_geometry: usize,
+    pub vision_channels: usize,
+    pub geometry_channels: usize,
+    pub gamma: f64,
+    pub beta: f64,
+}
+
+impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
+    fn batch(&self, items: Vec<BatchItem>, device: &B::Device) -> GeoBatch<B> {
+        let n = items.len();
+        let prompt_len = items.first().map_or(0, |i| i.sample.prompt.len());
+        let mut vision = Vec::with_capacity(n * self.n_vision * self.vision_channels);
+        let mut geometry = Vec::with_capacity(n * self.n_geometry * self.geometry_channels);
+        let mut prompt = Vec::with_capacity(n * prompt_len);
+        let mut invalid = Vec::with_capacity(n * MAX_OPTIONS);
+        let (mut choice, mut number, mut is_number) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut delta, mut random_set) = (Vec::with_capacity(n), Vec::with_capacity(n * self.n_vision));
+        let mut subtasks = Vec::with_capacity(n);
+        for item in &items {
+            let s = &item.sample;
+            vision.extend_from_slice(&s.vision);
+            geometry.extend_from_slice(&s.geometry);
+            prompt.extend(s.prompt.iter().map(|&t| t as i64));
+            invalid.extend((0..MAX_OPTIONS).map(|o| o >= s.num_options));
+            match s.answer {
+                Answer::Choice(c) => {
+                    choice.push(c as i64);
+                    number.push(0.0);
+                    is_number.push(0.0);
+                }
+                Answer::Number(v) => {
+                    choice.push(0);
+                    number.push(v.max(0.0).ln_1p());
+                    is_number.push(1.0);
+                }
+            }
+            match item.mask_seed {
+                Some(seed) => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    delta.push(if masking::sample_delta(self.beta, &mut rng) { 1.0 } else { 0.0 });
+                    random_set.extend(masking::sample_random_set(self.n_vision, self.gamma, &mut rng));
+                }
+                None => {
+                    delta.push(0.0);
+                    random_set.extend(std::iter::repeat_n(0.0, self.n_vision));
+                }
+            }
+            subtasks.push(s.subtask);
+        }
+        GeoBatch {
+            vision: Tensor::from_data(TensorData::new(vision, [n, self.n_vision, self.vision_channels]), device),
+            geometry: Tensor::from_data(TensorData::new(geometry, [n, self.n_geometry, self.geometry_channels]), device),
+            prompt: Tensor::from_data(TensorData::new(prompt, [n, prompt_len]), device),
+            invalid_options: Tensor::from_data(TensorData::new(invalid, [n, MAX_OPTIONS]), device),
+            choice_target: Tensor::from_data(TensorData::new(choice, [n]), device),
+            number_target: Tensor::from_data(TensorData::new(number, [n]), device),
+            is_number: Tensor::from_data(TensorData::new(is_number, [n]), device),
+            delta: Tensor::from_data(TensorData::new(delta, [n]), device),
+            random_set: Tensor::from_data(TensorData::new(random_set, [n, self.n_vision]), device),
+            subtasks,
+        }
+    }
+}

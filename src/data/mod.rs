@@ -1,0 +1,105 @@
+//! Benchmarks: synthetic static (VSI-like) and dynamic (DSR-like) scenes with
+//! configurable appearance shortcuts, and the batcher that turns samples into tensors.
+
+pub mod batcher;
+pub mod dynamic_scenes;
+pub mod static_scenes;
+pub mod vocab;
+
+pub use batcher::{GeoBatch, GeoBatcher};
+
+use crate::config::{Bench, DataConfig};
+
+/// Which split to generate. The splits differ in their shortcut strength
+/// (`data.shortcut.train` / `data.shortcut.eval`) and in their random streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Eval,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// Multiple choice, scored by accuracy.
+    Choice,
+    /// A number, scored by Mean Relative Accuracy.
+    Number,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answer {
+    Choice(usize),
+    Number(f32),
+}
+
+/// One subtask (question type) of a benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subtask {
+    /// Machine name, e.g. `abs_distance`; the column key in eval.csv.
+    pub key: &'static str,
+    /// The paper's column header, e.g. `Abs. Dist.`.
+    pub name: &'static str,
+    pub kind: AnswerKind,
+    /// Whether the answer depends on 3D geometry (false for appearance order).
+    pub needs_geometry: bool,
+}
+
+/// At most this many options in a multiple-choice question.
+pub const MAX_OPTIONS: usize = 4;
+
+/// One question about one scene, already tokenized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Index into the benchmark's subtask list.
+    pub subtask: usize,
+    /// Vision tokens, `n_vision x VISION_CHANNELS`, row-major, token order (t, h, w).
+    pub vision: Vec<f32>,
+    /// Raw geometry (point-map) tokens, `n_geometry x GEOMETRY_CHANNELS`, order (t, h, w).
+    pub geometry: Vec<f32>,
+    /// Prompt token ids, exactly `vocab::PROMPT_LEN` long, padded with `vocab::PAD`.
+    pub prompt: Vec<u32>,
+    /// Number of options for multiple choice, 0 for numerical questions.
+    pub num_options: usize,
+    pub answer: Answer,
+    /// The question in words, for people reading predictions.
+    pub question: String,
+    pub options: Vec<String>,
+}
+
+/// A generated split.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub bench: Bench,
+    pub subtasks: &'static [Subtask],
+    pub samples: Vec<Sample>,
+    pub frames: usize,
+    pub vision_grid: [usize; 2],
+    pub geometry_grid: [usize; 2],
+    pub vision_channels: usize,
+    pub geometry_channels: usize,
+}
+
+impl Dataset {
+    pub fn n_vision(&self) -> usize {
+        self.frames * self.vision_grid[0] * self.vision_grid[1]
+    }
+    pub fn n_geometry(&self) -> usize {
+        self.frames * self.geometry_grid[0] * self.geometry_grid[1]
+    }
+}
+
+/// Generates a split deterministically from `cfg.seed` and the split.
+pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
+    match cfg.bench {
+        Bench::Static => static_scenes::generate(cfg, split),
+        Bench::Dynamic => dynamic_scenes::generate(cfg, split),
+    }
+}
+
+/// The subtasks of a benchmark, in the paper's column order.
+pub fn subtasks(bench: Bench) -> &'static [Subtask] {
+    match bench {
+        Bench::Static => static_scenes::SUBTASKS,
+        Bench::Dynamic => dynamic_scenes::SUBTASKS,
+    }
+}

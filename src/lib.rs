@@ -1,0 +1,17 @@
+//! geosr: a research harness that reproduces and extends the ablations of
+//! GeoSR ("make geometry matter for spatial reasoning").
+//!
+//! The flow: `config` composes layered TOML into a resolved [`config::Config`]
+//! per run; `data` generates the benchmark; `model` is the paper's framework
+//! and its variants; `train` fits it; `eval` scores it with the benchmarks'
+//! official metrics; `runs` stores every run with its provenance; `launch`
+//! executes runs; `report` holds the paper's reference numbers.
+
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod launch;
+pub mod model;
+pub mod report;
+pub mod runs;
+pub mod train;

@@ -1,0 +1,292 @@
+//! The `geosr` command line: parse arguments, pick the backend once, call the library.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use burn::backend::{ndarray::NdArrayDevice, Autodiff, Flex, NdArray};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, Subcommand, ValueEnum};
+use tabled::{builder::Builder, settings::Style};
+
+use geosr::config::layers::{cli_layers, env_layers};
+use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
+use geosr::launch::{self, Outcome, RunOptions};
+use geosr::runs::StoreError;
+
+#[derive(Parser)]
+#[command(name = "geosr", version, about = "Reproduce and extend the GeoSR ablations from declarative configs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Overrides {
+    /// Override a config key for every run, e.g. --set model.mask.gamma=0.6 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect resolved configurations.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// List every run an experiment expands to, with its status, without running anything.
+    Plan {
+        /// Experiment name (experiments/NAME.toml) or path.
+        experiment: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Train and evaluate the runs of an experiment (all, or those selected).
+    Run {
+        experiment: String,
+        /// Only these variants (repeatable).
+        #[arg(long)]
+        variant: Vec<String>,
+        /// Only these seeds (repeatable).
+        #[arg(long)]
+        seed: Vec<u64>,
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Refuse to run from a working tree with uncommitted changes.
+        #[arg(long)]
+        require_clean: bool,
+        /// Run again even if a finished run with the same id exists.
+        #[arg(long)]
+        force: bool,
+        /// `cpu` or `cuda:N` (the latter needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// CPU backend.
+        #[arg(long, value_enum, default_value_t = CpuBackend::default())]
+        backend: CpuBackend,
+    },
+    /// Measure training speed (steps/s, samples/s) of one run on every compiled backend.
+    Bench {
+        experiment: String,
+        /// Variant label (default: the first).
+        #[arg(long)]
+        variant: Option<String>,
+        /// Timed optimizer steps (after 3 warm-up steps).
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved config of one run and, for each key, the layer that set it.
+    Show {
+        experiment: String,
+        /// Variant label (default: the first).
+        #[arg(long)]
+        variant: Option<String>,
+        /// Seed (default: the experiment's first).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+/// The embedded CPU backends. Flex is the default: a training step of the quick
+/// experiment's model took 57 ms on Flex and 91 ms on NdArray (`geosr bench`, see README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+enum CpuBackend {
+    #[default]
+    Flex,
+    Ndarray,
+}
+
+fn override_layers(o: &Overrides) -> Result<(Vec<Layer>, Vec<Layer>), ConfigError> {
+    Ok((env_layers(std::env::vars())?, cli_layers(&o.set)?))
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let usage = e.downcast_ref::<ConfigError>().is_some()
+                || matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Dirty(_)));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Show { experiment, variant, seed, overrides } } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let v = match &variant {
+                Some(label) => exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?,
+                None => &exp.file.variants[0],
+            };
+            let seed = seed.unwrap_or(exp.file.seeds[0]);
+            let points = exp.sweep_points();
+            let spec = exp.run_spec(v, &points[0], seed, &env, &sets)?;
+            println!("# {} | run {} | seed {} | id {}", exp.path.display(), spec.label, seed, spec.id);
+            let mut b = Builder::default();
+            b.push_record(["key", "value", "set by"]);
+            for (key, (value, source)) in &spec.resolved.provenance {
+                b.push_record([key.as_str(), value.as_str(), source.as_str()]);
+            }
+            println!("{}", b.build().with(Style::psql()));
+        }
+        Command::Plan { experiment, overrides } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let runs = exp.plan(&env, &sets)?;
+            println!("# {}: {} ({} runs)", exp.name, exp.file.title, runs.len());
+            let mut b = Builder::default();
+            b.push_record(["label", "seed", "run id", "status", "folder"]);
+            for r in &runs {
+                let status = launch::status(r)?;
+                let dir = launch::run_dir(r).path.display().to_string();
+                b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), format!("{status:?}").to_lowercase(), dir]);
+            }
+            println!("{}", b.build().with(Style::psql()));
+        }
+        Command::Bench { experiment, variant, steps, overrides } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, mut sets) = override_layers(&overrides)?;
+            sets.extend(cli_layers(&[format!("train.steps={}", steps + 3), "train.log_every=1".into()])?);
+            let v = match &variant {
+                Some(label) => exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?,
+                None => &exp.file.variants[0],
+            };
+            let spec = exp.run_spec(v, &exp.sweep_points()[0], exp.file.seeds[0], &env, &sets)?;
+            let config = &spec.resolved.config;
+            let data = geosr::data::generate(&config.data, geosr::data::Split::Train);
+            let mut b = Builder::default();
+            b.push_record(["backend", "steps/s", "samples/s", "ms/step"]);
+            let mut record = |name: &str, rows: Vec<geosr::train::StepRow>| {
+                let (first, last) = (&rows[2], &rows[rows.len() - 1]);
+                let per_step = (last.elapsed_s - first.elapsed_s) / (last.step - first.step) as f64;
+                let batch = config.train.batch_size as f64;
+                b.push_record([
+                    name.to_string(),
+                    format!("{:.2}", 1.0 / per_step),
+                    format!("{:.0}", batch / per_step),
+                    format!("{:.1}", 1000.0 * per_step),
+                ]);
+            };
+            record("ndarray", bench_steps::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
+            record("flex", bench_steps::<Autodiff<Flex>>(config, &data, &Default::default())?);
+            println!("# {} variant {} ({} params), batch {}, {} timed steps", exp.name, spec.label, param_count(config, &data), config.train.batch_size, steps);
+            println!("{}", b.build().with(Style::psql()));
+        }
+        Command::Run { experiment, variant, seed, overrides, require_clean, force, device, backend } => {
+            let exp = Experiment::load(&experiment)?;
+            for label in &variant {
+                exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?;
+            }
+            for s in &seed {
+                if !exp.file.seeds.contains(s) {
+                    return Err(ConfigError::Experiment {
+                        path: exp.path.clone(),
+                        message: format!("--seed {s}: expected one of the experiment's seeds {:?}", exp.file.seeds),
+                    }
+                    .into());
+                }
+            }
+            let (env, sets) = override_layers(&overrides)?;
+            let runs: Vec<RunSpec> = exp
+                .plan(&env, &sets)?
+                .into_iter()
+                .filter(|r| variant.is_empty() || variant.contains(&r.variant))
+                .filter(|r| seed.is_empty() || seed.contains(&r.seed))
+                .collect();
+            let mut opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone() };
+            let failed = if device == "cpu" {
+                match backend {
+                    CpuBackend::Ndarray => {
+                        opts.backend = "ndarray".into();
+                        execute::<Autodiff<NdArray>>(&runs, &opts, &NdArrayDevice::Cpu)?
+                    }
+                    CpuBackend::Flex => {
+                        opts.backend = "flex".into();
+                        execute::<Autodiff<Flex>>(&runs, &opts, &Default::default())?
+                    }
+                }
+            } else if let Some(index) = device.strip_prefix("cuda:") {
+                let index: usize = index.parse().with_context(|| format!("--device {device}: expected cuda:N"))?;
+                opts.backend = "cuda".into();
+                run_cuda(&runs, &opts, index)?
+            } else {
+                bail!("--device {device}: expected cpu or cuda:N");
+            };
+            if failed > 0 {
+                eprintln!("{failed} run(s) failed");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "cuda")]
+fn run_cuda(runs: &[RunSpec], opts: &RunOptions, index: usize) -> Result<usize> {
+    use burn::backend::{cuda::CudaDevice, Cuda};
+    execute::<Autodiff<Cuda>>(runs, opts, &CudaDevice::new(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda(_: &[RunSpec], _: &RunOptions, _: usize) -> Result<usize> {
+    bail!("this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`")
+}
+
+fn unknown_variant(exp: &Experiment, label: &str) -> ConfigError {
+    let labels: Vec<&str> = exp.file.variants.iter().map(|v| v.label.as_str()).collect();
+    ConfigError::Experiment {
+        path: exp.path.clone(),
+        message: format!("no variant `{label}`; expected one of {labels:?}"),
+    }
+}
+
+fn bench_steps<B: AutodiffBackend>(
+    config: &geosr::config::Config,
+    data: &geosr::data::Dataset,
+    device: &B::Device,
+) -> Result<Vec<geosr::train::StepRow>> {
+    let mut rows = Vec::new();
+    geosr::train::train::<B>(config, data, device, |r| rows.push(r.clone()))?;
+    Ok(rows)
+}
+
+fn param_count(config: &geosr::config::Config, data: &geosr::data::Dataset) -> usize {
+    use burn::module::Module;
+    let model: geosr::model::GeoSr<NdArray> =
+        geosr::model::GeoSr::new(&config.model, geosr::model::ModelDims::of(data), &NdArrayDevice::Cpu);
+    model.num_params()
+}
+
+/// Runs each spec in turn; returns how many failed.
+fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::Device) -> Result<usize> {
+    let mut failed = 0;
+    for (i, spec) in runs.iter().enumerate() {
+        println!("[{}/{}] {} seed {} ({})", i + 1, runs.len(), spec.label, spec.seed, spec.id);
+        match launch::run_one::<B>(spec, opts, device)? {
+            Outcome::Done { dir, eval } => {
+                for row in &eval {
+                    println!("  {:<22} {:>6.1}  (n={})", row.name, row.score, row.questions);
+                }
+                println!("  -> {}", dir.display());
+            }
+            Outcome::Skipped { dir } => println!("  already done: {}", dir.display()),
+            Outcome::Failed { dir, reason } => {
+                failed += 1;
+                println!("  FAILED: {reason} ({})", dir.display());
+            }
+        }
+    }
+    Ok(failed)
+}

@@ -1,0 +1,219 @@
+//! The geometry-aware framework of Sec. 3 (Fig. 2) and GeoSR's two strategies:
+//! Geometry-Unleashing Masking (Sec. 3.2) and Geometry-Guided Fusion (Sec. 3.3).
+//! A [`GeoSr`] built from a [`ModelConfig`] is any row of the paper's ablations.
+
+pub mod backbone;
+pub mod fusion;
+pub mod masking;
+pub mod tokenizers;
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use crate::config::{FusionKind, GeometryKind, MaskKind, ModelConfig};
+use crate::data::{vocab, GeoBatch};
+use backbone::{no_padding, Backbone};
+use fusion::{AlignMlp, CrossAttention, GatedFusion, Grid, QFormer};
+use tokenizers::{GeometryEncoder, Tokenizers};
+
+/// Shapes the data fixes: token layouts and raw channel counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelDims {
+    pub vision_channels: usize,
+    pub geometry_channels: usize,
+    pub vocab: usize,
+    pub prompt_len: usize,
+    pub vision: Grid,
+    pub geometry: Grid,
+}
+
+impl ModelDims {
+    pub fn of(data: &crate::data::Dataset) -> ModelDims {
+        ModelDims {
+            vision_channels: data.vision_channels,
+            geometry_channels: data.geometry_channels,
+            vocab: vocab::vocab_size(),
+            prompt_len: vocab::PROMPT_LEN,
+            vision: Grid { frames: data.frames, h: data.vision_grid[0], w: data.vision_grid[1] },
+            geometry: Grid { frames: data.frames, h: data.geometry_grid[0], w: data.geometry_grid[1] },
+        }
+    }
+}
+
+/// Whether masking may fire. Masking is a training-time device only: inference
+/// always sees every vision token (Sec. 3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Infer,
+}
+
+/// The non-learned facts a forward pass needs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub fusion: FusionKind,
+    pub mask: MaskKind,
+    pub gamma: f64,
+    pub dims: ModelDims,
+}
+
+#[derive(Module, Debug)]
+pub struct GeoSr<B: Backend> {
+    tokenizers: Tokenizers<B>,
+    geometry_encoder: GeometryEncoder<B>,
+    /// MLP(Reshape(F_G)), Eqs. 1, 11, 13.
+    align: Option<AlignMlp<B>>,
+    /// Bottleneck tokens with CrossAttn1/2, Eqs. 2-3, 8.
+    qformer: Option<QFormer<B>>,
+    /// MLP(Z_G) of Eq. 4.
+    z_mlp: Option<AlignMlp<B>>,
+    /// CrossAttn3 of Eq. 14.
+    retrieve: Option<CrossAttention<B>>,
+    /// The gate of Eqs. 12, 15.
+    gate: Option<GatedFusion<B>>,
+    backbone: Backbone<B>,
+    #[module(skip)]
+    layout: Layout,
+}
+
+/// A forward pass's answers and diagnostics.
+pub struct ForwardOutput<B: Backend> {
+    pub choice_logits: Tensor<B, 2>,
+    /// Predicted ln(1 + answer) `[B]`.
+    pub number: Tensor<B, 1>,
+    /// Mean gate alpha per vision token `[B, N_V]` (gated fusions).
+    pub alpha: Option<Tensor<B, 2>>,
+    /// Relevance scores s of Eq. 9 `[B, N_V]` (QFormer branch present).
+    pub relevance: Option<Tensor<B, 2>>,
+    /// The mask m of Eq. 5 actually applied `[B, N_V]` (training with masking).
+    pub mask: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> GeoSr<B> {
+    pub fn new(config: &ModelConfig, dims: ModelDims, device: &B::Device) -> Self {
+        let (depth, width, heads) = config.backbone.resolved();
+        let uses_geometry = config.geometry != GeometryKind::None
+            && (config.fusion != FusionKind::None || config.mask.kind == MaskKind::Topk);
+        let has_qformer = config.fusion.has_qformer() || config.mask.kind == MaskKind::Topk;
+        let c_g = match config.geometry {
+            GeometryKind::Features => dims.geometry_channels,
+            _ => config.geometry_channels,
+        };
+        let hidden = config.mlp_ratio.max(1) * width;
+        let lb = config.bottleneck_len;
+        let appended = match config.fusion {
+            FusionKind::Qformer | FusionKind::GatedQformer => lb,
+            _ => 0,
+        };
+        let seq_len = dims.vision.tokens() + appended + dims.prompt_len;
+        GeoSr {
+            tokenizers: Tokenizers::new(dims.vision_channels, dims.vocab, width, device),
+            geometry_encoder: GeometryEncoder::new(config.geometry, dims.geometry_channels, c_g, device),
+            align: uses_geometry.then(|| AlignMlp::new(c_g, hidden, width, device)),
+            qformer: (uses_geometry && has_qformer)
+                .then(|| QFormer::new(lb, width, config.fusion_heads, device)),
+            z_mlp: (config.fusion == FusionKind::Qformer).then(|| AlignMlp::new(width, hidden, width, device)),
+            retrieve: (config.fusion == FusionKind::GatedQformer)
+                .then(|| CrossAttention::new(width, config.fusion_heads, device)),
+            gate: matches!(config.fusion, FusionKind::Gated | FusionKind::GatedQformer)
+                .then(|| GatedFusion::new(width, device)),
+            backbone: Backbone::new(depth, width, heads, seq_len, config.backbone.freeze, device),
+            layout: Layout { fusion: config.fusion, mask: config.mask.kind, gamma: config.mask.gamma, dims },
+        }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn forward(&self, batch: &GeoBatch<B>, mode: Mode) -> ForwardOutput<B> {
+        let dims = self.layout.dims;
+        let f_v = self.tokenizers.vision(batch.vision.clone());
+        let f_p = self.tokenizers.prompt(batch.prompt.clone());
+        let prompt_pad = batch.prompt.clone().equal_elem(vocab::PAD as i64);
+        let [b, n_v, _] = f_v.dims();
+
+        // F^'_G: frozen geometry tokens resized to the vision grid and projected to C (Eq. 11).
+        let geometry = self.align.as_ref().map(|align| {
+            let f_g = self.geometry_encoder.forward(batch.geometry.clone());
+            align.forward(fusion::resize_tokens(f_g, dims.geometry, dims.vision))
+        });
+        let qformer = match (&self.qformer, &geometry) {
+            (Some(q), Some(g)) => Some(q.forward(f_p.clone(), prompt_pad.clone(), g.clone())),
+            _ => None,
+        };
+        let relevance = qformer.as_ref().map(|q| masking::relevance(q.attention.clone()));
+
+        let (f_v, mask) = match (mode, self.layout.mask) {
+            (Mode::Train, MaskKind::Random) => {
+                let (v, m) = masking::apply(f_v, batch.random_set.clone(), batch.delta.clone());
+                (v, Some(m))
+            }
+            (Mode::Train, MaskKind::Topk) => {
+                let scores = relevance.clone().expect("top-k masking is validated to have a QFormer branch");
+                let set = masking::topk_set(scores, self.layout.gamma);
+                let (v, m) = masking::apply(f_v, set, batch.delta.clone());
+                (v, Some(m))
+            }
+            _ => (f_v, None),
+        };
+
+        let need = |what: &str| -> Tensor<B, 3> {
+            geometry.clone().unwrap_or_else(|| panic!("fusion `{what}` is validated to have geometry tokens"))
+        };
+        let (fused, alpha, appended) = match self.layout.fusion {
+            FusionKind::None => (f_v, None, None),
+            // Eq. 1.
+            FusionKind::Additive => (f_v + need("additive"), None, None),
+            // Eq. 4.
+            FusionKind::Qformer => {
+                let z = qformer.as_ref().expect("qformer branch").z.clone();
+                (f_v, None, Some(self.z_mlp.as_ref().expect("z mlp").forward(z)))
+            }
+            // Eqs. 12, 13, 15.
+            FusionKind::Gated => {
+                let (f, alpha) = self.gate.as_ref().expect("gate").forward(f_v, need("gated"));
+                (f, Some(alpha), None)
+            }
+            // Eqs. 14, 12, 15, then [F, Z_G].
+            FusionKind::GatedQformer => {
+                let z = qformer.as_ref().expect("qformer branch").z.clone();
+                let (g_tilde, _) = self.retrieve.as_ref().expect("crossattn3").forward(need("gated_qformer"), z.clone(), None);
+                let (f, alpha) = self.gate.as_ref().expect("gate").forward(f_v, g_tilde);
+                (f, Some(alpha), Some(z))
+            }
+        };
+
+        let mut tokens = vec![fused];
+        let mut prefix = n_v;
+        if let Some(z) = appended {
+            prefix += z.dims()[1];
+            tokens.push(z);
+        }
+        tokens.push(f_p);
+        let pad = Tensor::cat(vec![no_padding::<B>(b, prefix, &prompt_pad.device()), prompt_pad], 1);
+        let answers = self.backbone.forward(Tensor::cat(tokens, 1), pad, batch.invalid_options.clone());
+        ForwardOutput {
+            choice_logits: answers.choice_logits,
+            number: answers.number,
+            alpha: alpha.map(|a| a.mean_dim(2).reshape([b, n_v])),
+            relevance,
+            mask,
+        }
+    }
+
+    /// Cross-entropy over the options of multiple-choice questions plus squared
+    /// error in ln(1 + x) for numerical ones, each averaged over its own questions.
+    pub fn loss(&self, out: &ForwardOutput<B>, batch: &GeoBatch<B>) -> Tensor<B, 1> {
+        let is_number = batch.is_number.clone();
+        let is_choice = Tensor::ones_like(&is_number) - is_number.clone();
+        let nll = log_softmax(out.choice_logits.clone(), 1)
+            .gather(1, batch.choice_target.clone().unsqueeze_dim::<2>(1))
+            .reshape([is_number.dims()[0]])
+            .neg();
+        let choice = (nll * is_choice.clone()).sum() / is_choice.sum().clamp_min(1.0);
+        let err = out.number.clone() - batch.number_target.clone();
+        let number = (err.clone() * err * is_number.clone()).sum() / is_number.sum().clamp_min(1.0);
+        choice + number
+    }
+}

@@ -1,0 +1,67 @@
+//! The frozen tokenizers of Fig. 2: vision, prompt and the geometry encoder.
+//! They stand in for the pretrained vision tower, text embedding and 3D model
+//! (VGGT, pi3): fixed random maps, never trained, never reached by gradients.
+
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+use crate::config::GeometryKind;
+
+/// Vision tokens F_V (H_V W_V T x C) and prompt tokens F_P (L_P x C).
+#[derive(Module, Debug)]
+pub struct Tokenizers<B: Backend> {
+    vision: Linear<B>,
+    prompt: Embedding<B>,
+}
+
+impl<B: Backend> Tokenizers<B> {
+    pub fn new(vision_in: usize, vocab: usize, width: usize, device: &B::Device) -> Self {
+        Tokenizers {
+            vision: LinearConfig::new(vision_in, width).init(device),
+            prompt: EmbeddingConfig::new(vocab, width).init(device),
+        }
+        .no_grad()
+    }
+
+    /// `[B, N_V, C_in] -> F_V [B, N_V, C]`.
+    pub fn vision(&self, raw: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.vision.forward(raw).detach()
+    }
+
+    /// `[B, L_P] -> F_P [B, L_P, C]`.
+    pub fn prompt(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.prompt.forward(ids).detach()
+    }
+}
+
+/// The frozen geometry encoder producing F_G (H_G W_G T x C_G) from the scene's
+/// point maps. `vggt` and `pi3` differ in what they see (static per-frame point
+/// maps vs. points over time, which the data provides); `features` passes
+/// precomputed tokens through unchanged.
+#[derive(Module, Debug)]
+pub struct GeometryEncoder<B: Backend> {
+    layers: Option<(Linear<B>, Linear<B>)>,
+}
+
+impl<B: Backend> GeometryEncoder<B> {
+    pub fn new(kind: GeometryKind, raw_channels: usize, channels: usize, device: &B::Device) -> Self {
+        let layers = match kind {
+            GeometryKind::Vggt | GeometryKind::Pi3 => Some((
+                LinearConfig::new(raw_channels, channels).init(device),
+                LinearConfig::new(channels, channels).init(device),
+            )),
+            GeometryKind::None | GeometryKind::Features => None,
+        };
+        GeometryEncoder { layers }.no_grad()
+    }
+
+    /// `[B, N_G, C_raw] -> F_G [B, N_G, C_G]`, detached: frozen means no gradient reaches it.
+    pub fn forward(&self, raw: Tensor<B, 3>) -> Tensor<B, 3> {
+        let out = match &self.layers {
+            Some((a, b)) => b.forward(gelu(a.forward(raw))),
+            None => raw,
+        };
+        out.detach()
+    }
+}

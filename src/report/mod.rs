@@ -1,0 +1,3 @@
+//! Reports: the paper's reference numbers (and, later, tables and plots).
+
+pub mod paper;

@@ -1,0 +1,35 @@
+//! Run identity, provenance and the on-disk run store.
+
+pub mod manifest;
+pub mod store;
+
+pub use manifest::{Manifest, Provenance, Status};
+pub use store::{write_atomic, RunDir};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// Short hash of the canonical resolved config. The canonical form is the config
+/// serialized to JSON with sorted keys, without the `output` section (where results
+/// go does not change what a run computes), so key order and formatting of the
+/// source files never change the id.
+pub fn run_id(config: &Config) -> String {
+    let mut value = serde_json::to_value(config).expect("config serializes");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("output");
+    }
+    let canonical = serde_json::to_string(&value).expect("json serializes");
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Format { path: std::path::PathBuf, message: String },
+    #[error("the working tree has uncommitted changes and --require-clean is set:\n{0}")]
+    Dirty(String),
+}

@@ -1,0 +1,75 @@
+//! The run store: `results/runs/<experiment>/<label>-s<seed>-<id>/`. Every file
+//! is written to a temporary sibling and renamed into place, so a reader (or a
+//! sweep restarted after `kill -9`) never sees a half-written file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{Manifest, StoreError};
+
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// One run's folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(results_dir: &Path, experiment: &str, dir_name: &str) -> RunDir {
+        RunDir { path: results_dir.join("runs").join(experiment).join(dir_name) }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("config.toml")
+    }
+    pub fn manifest_path(&self) -> PathBuf {
+        self.path.join("manifest.json")
+    }
+    pub fn train_csv(&self) -> PathBuf {
+        self.path.join("train.csv")
+    }
+    pub fn eval_csv(&self) -> PathBuf {
+        self.path.join("eval.csv")
+    }
+
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+        write_atomic(&self.manifest_path(), &json)
+    }
+
+    /// The stored manifest, or `None` when the run never started.
+    pub fn read_manifest(&self) -> Result<Option<Manifest>, StoreError> {
+        let path = self.manifest_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Format { path, message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Serializes rows to CSV and writes them atomically.
+    pub fn write_csv<T: serde::Serialize>(&self, path: &Path, rows: &[T]) -> Result<(), StoreError> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in rows {
+            w.serialize(row).map_err(|e| StoreError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+        }
+        let bytes = w.into_inner().map_err(|e| StoreError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+        write_atomic(path, &bytes)
+    }
+}

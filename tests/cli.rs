@@ -1,0 +1,152 @@
+//! The binary, run as a user would: a real tiny training through the real config path.
+
+mod common;
+
+use assert_cmd::Command;
+use common::Project;
+use predicates::prelude::*;
+
+const TINY: &str = r#"
+title = "tiny"
+seeds = [0]
+
+[config]
+data = { bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }
+model = { backbone = { preset = "tiny" }, geometry = "vggt", fusion = "gated", mask = { kind = "random", gamma = 0.5, beta = 0.5 } }
+train = { steps = 4, batch_size = 8, warmup_steps = 1, lr = 1e-3 }
+
+[[variants]]
+label = "a"
+"#;
+
+fn geosr(p: &Project) -> Command {
+    let mut c = Command::cargo_bin("geosr").unwrap();
+    c.current_dir(p.path());
+    c.env_remove("GEOSR_MODEL__MASK__GAMMA");
+    c
+}
+
+fn only_run_dir(p: &Project) -> std::path::PathBuf {
+    let dir = p.path().join("results/runs/tiny");
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.pop().unwrap()
+}
+
+#[test]
+fn run_trains_evaluates_and_stores_everything() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p).args(["run", "tiny"]).assert().success().stdout(predicate::str::contains("Obj. Cnt."));
+
+    let run = only_run_dir(&p);
+    let name = run.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("a-s0-"), "{name}");
+
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "done");
+    assert_eq!(manifest["experiment"], "tiny");
+    assert_eq!(manifest["provenance"]["backend"], "flex");
+    assert_eq!(manifest["provenance"]["burn_version"], "0.21.0");
+    assert!(manifest["provenance"]["command"].as_str().unwrap().contains("run tiny"));
+    assert!(manifest["started"].is_string() && manifest["ended"].is_string());
+    assert!(name.ends_with(manifest["run_id"].as_str().unwrap()));
+
+    // The stored config is the resolved one and re-hashes to the run id.
+    let stored: geosr::config::Config = toml::from_str(&std::fs::read_to_string(run.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(stored.train.steps, 4);
+    assert_eq!(stored.model.mask.gamma, 0.5);
+    assert_eq!(geosr::runs::run_id(&stored), manifest["run_id"].as_str().unwrap());
+
+    let train = std::fs::read_to_string(run.join("train.csv")).unwrap();
+    let lines: Vec<&str> = train.lines().collect();
+    assert_eq!(lines[0], "step,epoch,loss,lr,samples_per_s,elapsed_s");
+    assert_eq!(lines.len(), 1 + 4, "one row per step");
+    let loss: f64 = lines[1].split(',').nth(2).unwrap().parse().unwrap();
+    assert!(loss.is_finite() && loss > 0.0);
+
+    let mut eval = csv::Reader::from_path(run.join("eval.csv")).unwrap();
+    let rows: Vec<geosr::eval::EvalRow> = eval.deserialize().map(Result::unwrap).collect();
+    let subtasks: Vec<&str> = rows.iter().map(|r| r.subtask.as_str()).collect();
+    assert_eq!(
+        subtasks,
+        ["obj_count", "abs_distance", "obj_size", "room_size", "rel_distance", "rel_direction", "route_plan", "appearance_order", "avg_macro", "avg_micro"]
+    );
+    assert_eq!(rows.iter().take(8).map(|r| r.questions).sum::<usize>(), 32);
+    assert!(rows.iter().all(|r| (0.0..=100.0).contains(&r.score)));
+    assert_eq!(rows[0].metric, "mra");
+    assert_eq!(rows[4].metric, "accuracy");
+
+    // The same run is not trained twice; plan reports it done.
+    geosr(&p).args(["run", "tiny"]).assert().success().stdout(predicate::str::contains("already done"));
+    geosr(&p).args(["plan", "tiny"]).assert().success().stdout(predicate::str::contains("done"));
+}
+
+#[test]
+fn identical_runs_give_identical_eval() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p).args(["run", "tiny"]).assert().success();
+    let first = std::fs::read(only_run_dir(&p).join("eval.csv")).unwrap();
+    geosr(&p).args(["run", "tiny", "--force"]).assert().success();
+    assert_eq!(first, std::fs::read(only_run_dir(&p).join("eval.csv")).unwrap());
+}
+
+#[test]
+fn invalid_config_exits_2_names_the_key_and_writes_nothing() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p)
+        .args(["run", "tiny", "--set", "model.mask.gamma=1.5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("model.mask.gamma").and(predicate::str::contains("[0, 1]")));
+    geosr(&p)
+        .args(["run", "tiny"])
+        .env("GEOSR_MODEL__MASK__GAMA", "0.3")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("env GEOSR_MODEL__MASK__GAMA").and(predicate::str::contains("did you mean `model.mask.gamma`")));
+    geosr(&p).args(["run", "nope"]).assert().code(2).stderr(predicate::str::contains("nope.toml"));
+    assert!(!p.path().join("results").exists(), "nothing written");
+}
+
+#[test]
+fn config_show_names_the_layer_of_each_key() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p)
+        .args(["config", "show", "tiny", "--set", "train.lr=0.5"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::is_match(r"train\.lr\s+\| 0\.5\s+\| --set train\.lr=0\.5").unwrap()
+                .and(predicate::str::is_match(r"model\.mask\.gamma\s+\| 0\.5\s+\| experiments/tiny\.toml \[config\]").unwrap())
+                .and(predicate::str::is_match(r"data\.seed\s+\| 0\s+\| default").unwrap()),
+        );
+}
+
+#[test]
+fn require_clean_refuses_a_dirty_tree_before_writing() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    let git = |args: &[&str]| {
+        assert!(std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(p.path())
+            .status()
+            .unwrap()
+            .success());
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "x"]);
+    p.write("experiments/tiny.toml", &format!("{TINY}\n# edited\n"));
+    geosr(&p)
+        .args(["run", "tiny", "--require-clean"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("uncommitted").and(predicate::str::contains("experiments/tiny.toml")));
+    assert!(!p.path().join("results").exists());
+}

@@ -1,0 +1,214 @@
+//! Layering precedence, provenance, validation errors and run-id stability.
+
+mod common;
+
+use common::Project;
+use geosr::config::layers::{cli_layers, env_layers};
+use geosr::config::{ConfigError, Experiment};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<geosr::config::Layer> {
+    env_layers(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+fn sets(s: &[&str]) -> Vec<geosr::config::Layer> {
+    cli_layers(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap()
+}
+
+/// Every layer sets `model.mask.gamma`; each later layer must win, and the
+/// provenance must name it.
+#[test]
+fn each_layer_overrides_the_previous_and_is_named() {
+    let p = Project::new();
+    p.write("configs/one.toml", "[model.mask]\ngamma = 0.1\nbeta = 0.11\n[train]\nlr = 0.5\n");
+    p.write("configs/two.toml", "[model.mask]\ngamma = 0.2\n");
+    let exp = p.write(
+        "experiments/x.toml",
+        r#"
+title = "x"
+layers = ["one", "two"]
+[config]
+model.mask.gamma = 0.3
+data.train_size = 77
+[[variants]]
+label = "a"
+set = { "model.mask.gamma" = 0.4, "train.epochs" = 3 }
+"#,
+    );
+    let exp = Experiment::load(exp.to_str().unwrap()).unwrap();
+    let v = &exp.file.variants[0];
+    let point = vec![];
+    let gamma = |env_l: &[geosr::config::Layer], cli_l: &[geosr::config::Layer]| {
+        let spec = exp.run_spec(v, &point, 0, env_l, cli_l).unwrap();
+        (spec.resolved.config.model.mask.gamma, spec.resolved.provenance["model.mask.gamma"].1.clone(), spec)
+    };
+    let (g, src, spec) = gamma(&[], &[]);
+    assert_eq!(g, 0.4);
+    assert!(src.contains("[variant a]"), "{src}");
+    // Untouched layers keep their values and names.
+    assert_eq!(spec.resolved.config.model.mask.beta, 0.11);
+    assert!(spec.resolved.provenance["model.mask.beta"].1.ends_with("one.toml"));
+    assert_eq!(spec.resolved.config.data.train_size, 77);
+    assert!(spec.resolved.provenance["data.train_size"].1.contains("[config]"));
+    assert_eq!(spec.resolved.config.train.lr, 0.5);
+    assert_eq!(spec.resolved.provenance["data.frames"].1, "default");
+
+    let (g, src, _) = gamma(&env(&[("GEOSR_MODEL__MASK__GAMMA", "0.5")]), &[]);
+    assert_eq!(g, 0.5);
+    assert_eq!(src, "env GEOSR_MODEL__MASK__GAMMA");
+
+    let (g, src, _) = gamma(&env(&[("GEOSR_MODEL__MASK__GAMMA", "0.5")]), &sets(&["model.mask.gamma=0.6"]));
+    assert_eq!(g, 0.6);
+    assert_eq!(src, "--set model.mask.gamma=0.6");
+
+    // Without the variant's override the experiment table wins over the files.
+    let exp2 = Experiment::load(p.write("experiments/y.toml", "title='y'\nlayers=['one','two']\n[[variants]]\nlabel='b'\n").to_str().unwrap()).unwrap();
+    let spec = exp2.run_spec(&exp2.file.variants[0], &vec![], 0, &[], &[]).unwrap();
+    assert_eq!(spec.resolved.config.model.mask.gamma, 0.2);
+    assert!(spec.resolved.provenance["model.mask.gamma"].1.ends_with("two.toml"));
+}
+
+#[test]
+fn env_without_double_underscore_is_not_config() {
+    assert!(env(&[("GEOSR_LOG", "debug"), ("PATH", "/bin")]).is_empty());
+}
+
+fn error_for(files: &[(&str, &str)], exp_text: &str, sets_: &[&str]) -> ConfigError {
+    let p = Project::new();
+    for (rel, text) in files {
+        p.write(rel, text);
+    }
+    let path = p.write("experiments/e.toml", exp_text);
+    let exp = match Experiment::load(path.to_str().unwrap()) {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
+    exp.plan(&[], &sets(sets_)).expect_err("expected a validation error")
+}
+
+const ONE_VARIANT: &str = "title='e'\n[[variants]]\nlabel='a'\n";
+
+#[test]
+fn unknown_key_names_file_and_suggests() {
+    let e = error_for(&[("configs/m.toml", "[model.mask]\ngama = 0.5\n")], "title='e'\nlayers=['m']\n[[variants]]\nlabel='a'\n", &[]);
+    let msg = e.to_string();
+    assert!(msg.contains("m.toml"), "{msg}");
+    assert!(msg.contains("model.mask.gama"), "{msg}");
+    assert!(msg.contains("did you mean `model.mask.gamma`"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_variant_override_is_named() {
+    let e = error_for(&[], "title='e'\n[[variants]]\nlabel='a'\nset={'train.learning_rate'=0.1}\n", &[]);
+    let msg = e.to_string();
+    assert!(msg.contains("[variant a]") && msg.contains("train.learning_rate"), "{msg}");
+}
+
+#[test]
+fn wrong_type_names_key_value_and_expectation() {
+    let e = error_for(&[("configs/t.toml", "[train]\nbatch_size = \"big\"\n")], "title='e'\nlayers=['t']\n[[variants]]\nlabel='a'\n", &[]);
+    let msg = e.to_string();
+    assert!(msg.contains("t.toml") && msg.contains("train.batch_size") && msg.contains("\"big\""), "{msg}");
+    assert!(msg.contains("expected"), "{msg}");
+}
+
+#[test]
+fn unknown_enum_value_lists_choices() {
+    let e = error_for(&[], ONE_VARIANT, &["model.fusion=gatd"]);
+    let msg = e.to_string();
+    assert!(msg.contains("--set model.fusion=gatd") && msg.contains("model.fusion"), "{msg}");
+    assert!(msg.contains("gated_qformer"), "{msg}");
+}
+
+#[test]
+fn gamma_and_beta_outside_unit_interval() {
+    for (set, key) in [("model.mask.gamma=1.5", "model.mask.gamma"), ("model.mask.beta=-0.1", "model.mask.beta")] {
+        let msg = error_for(&[], ONE_VARIANT, &[set]).to_string();
+        assert!(msg.contains(key) && msg.contains("[0, 1]"), "{msg}");
+        assert!(msg.contains(&format!("--set {set}")), "{msg}");
+    }
+}
+
+#[test]
+fn zero_bottleneck_length() {
+    let msg = error_for(&[], ONE_VARIANT, &["model.bottleneck_len=0"]).to_string();
+    assert!(msg.contains("model.bottleneck_len") && msg.contains("L_B"), "{msg}");
+}
+
+#[test]
+fn topk_needs_geometry_and_a_qformer_branch() {
+    let msg = error_for(&[], ONE_VARIANT, &["model.mask.kind=topk", "model.geometry=none", "model.fusion=none"]).to_string();
+    assert!(msg.contains("model.mask.kind") && msg.contains("geometry"), "{msg}");
+    let msg = error_for(&[], ONE_VARIANT, &["model.mask.kind=topk", "model.fusion=gated"]).to_string();
+    assert!(msg.contains("model.mask.kind") && msg.contains("QFormer"), "{msg}");
+}
+
+#[test]
+fn fusion_without_geometry() {
+    let msg = error_for(&[], ONE_VARIANT, &["model.geometry=none", "model.fusion=additive"]).to_string();
+    assert!(msg.contains("model.fusion") && msg.contains("model.geometry"), "{msg}");
+}
+
+#[test]
+fn missing_config_file_names_file_and_experiment() {
+    let msg = error_for(&[], "title='e'\nlayers=['nope']\n[[variants]]\nlabel='a'\n", &[]).to_string();
+    assert!(msg.contains("nope.toml") && msg.contains("e.toml"), "{msg}");
+}
+
+#[test]
+fn malformed_set_flag() {
+    let e = cli_layers(&["model.mask.gamma".to_string()]).unwrap_err();
+    assert!(e.to_string().contains("KEY=VALUE"));
+}
+
+#[test]
+fn run_id_ignores_key_order_formatting_and_output_dir() {
+    let p = Project::new();
+    p.write("configs/a.toml", "[model.mask]\ngamma = 0.6\nbeta = 0.4\n[train]\nlr = 0.01\n");
+    p.write("configs/b.toml", "[train]\nlr=1e-2\n\n\n[model]\nmask.beta=0.4\nmask.gamma=0.60\n");
+    let id = |layer: &str, extra: &[&str]| {
+        let text = format!("title='e'\nlayers=['{layer}']\n[[variants]]\nlabel='a'\n");
+        let path = p.write(&format!("experiments/{layer}.toml"), &text);
+        Experiment::load(path.to_str().unwrap()).unwrap().plan(&[], &sets(extra)).unwrap()[0].id.clone()
+    };
+    let a = id("a", &[]);
+    assert_eq!(a, id("b", &[]));
+    assert_eq!(a, id("a", &["output.results_dir=elsewhere"]));
+    assert_ne!(a, id("a", &["model.mask.gamma=0.7"]));
+    assert_eq!(a.len(), 10);
+}
+
+#[test]
+fn plan_expands_variants_grid_zip_and_seeds() {
+    let p = Project::new();
+    let path = p.write(
+        "experiments/s.toml",
+        r#"
+title = "s"
+seeds = [0, 1]
+[[variants]]
+label = "a"
+[[variants]]
+label = "b"
+set = { "model.fusion" = "additive" }
+[sweep.grid]
+"model.bottleneck_len" = [4, 8]
+[[sweep.zip]]
+"model.mask.gamma" = [0.8, 0.6, 0.8]
+"model.mask.beta" = [0.5, 0.5, 0.7]
+"#,
+    );
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let runs = exp.plan(&[], &[]).unwrap();
+    assert_eq!(runs.len(), 2 * 2 * 3 * 2);
+    let ids: std::collections::HashSet<_> = runs.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), runs.len(), "every run differs");
+    // Zipped keys move together: never gamma 0.6 with beta 0.7.
+    assert!(runs.iter().all(|r| !(r.resolved.config.model.mask.gamma == 0.6 && r.resolved.config.model.mask.beta == 0.7)));
+    assert!(runs.iter().any(|r| r.label == "b_bottleneck_len8_gamma0.6_beta0.5"), "{:?}", runs.iter().map(|r| &r.label).collect::<Vec<_>>());
+}
+
+#[test]
+fn zip_lists_of_unequal_length_are_rejected() {
+    let e = error_for(&[], "title='e'\n[[variants]]\nlabel='a'\n[[sweep.zip]]\n'model.mask.gamma'=[0.1,0.2]\n'model.mask.beta'=[0.1]\n", &[]);
+    assert!(e.to_string().contains("sweep.zip[0]"), "{e}");
+}

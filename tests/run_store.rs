@@ -1,0 +1,109 @@
+//! Atomic writes and provenance.
+
+use geosr::runs::manifest::git_state;
+use geosr::runs::{write_atomic, Manifest, Provenance, RunDir, Status};
+
+#[test]
+fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/eval.csv");
+    write_atomic(&path, b"old,contents\n1,2\n").unwrap();
+    write_atomic(&path, b"new\n").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("eval.csv")], "no temp files remain");
+}
+
+#[test]
+fn atomic_write_to_unwritable_place_fails_without_touching_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    // A path under a regular file cannot be created.
+    let err = write_atomic(&blocker.join("eval.csv"), b"data").unwrap_err();
+    assert!(err.to_string().contains("eval.csv"), "{err}");
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"x");
+}
+
+#[test]
+fn manifest_round_trips_through_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path(), "quick", "a-s0-0123456789");
+    assert!(run.read_manifest().unwrap().is_none());
+    let m = Manifest {
+        experiment: "quick".into(),
+        label: "a".into(),
+        variant: "a".into(),
+        seed: 0,
+        run_id: "0123456789".into(),
+        status: Status::Failed,
+        reason: Some("loss became NaN at step 3".into()),
+        failed_step: Some(3),
+        started: Some("2026-01-01T00:00:00Z".into()),
+        ended: None,
+        provenance: Provenance::collect("ndarray", "cpu"),
+    };
+    run.write_manifest(&m).unwrap();
+    assert_eq!(run.read_manifest().unwrap(), Some(m));
+    assert!(run.manifest_path().ends_with("runs/quick/a-s0-0123456789/manifest.json"));
+}
+
+#[test]
+fn provenance_records_versions_host_and_command() {
+    let p = Provenance::collect("ndarray", "cpu");
+    assert_eq!(p.burn_version, "0.21.0");
+    assert_eq!(p.geosr_version, env!("CARGO_PKG_VERSION"));
+    assert!(p.rustc_version.starts_with("rustc "), "{}", p.rustc_version);
+    assert_eq!((p.backend.as_str(), p.device.as_str()), ("ndarray", "cpu"));
+    assert!(!p.host.is_empty() && p.cpu_cores >= 1);
+    assert!(!p.command.is_empty());
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+#[test]
+fn git_state_reports_commit_branch_and_dirty_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "trunk"]);
+    std::fs::write(d.join(".gitignore"), "results/\n").unwrap();
+    std::fs::write(d.join("a.txt"), "one\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "first"]);
+    let head = String::from_utf8(
+        std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(d).output().unwrap().stdout,
+    )
+    .unwrap();
+
+    std::fs::create_dir_all(d.join("results")).unwrap();
+    std::fs::write(d.join("results/ignored.csv"), "x").unwrap();
+    let clean = git_state(d);
+    assert_eq!(clean.commit.as_deref(), Some(head.trim()));
+    assert_eq!(clean.branch.as_deref(), Some("trunk"));
+    assert!(!clean.dirty, "ignored files do not make a tree dirty");
+    assert!(clean.diff.is_none());
+
+    std::fs::write(d.join("a.txt"), "two\n").unwrap();
+    std::fs::write(d.join("new.txt"), "fresh\n").unwrap();
+    let dirty = git_state(d);
+    assert!(dirty.dirty);
+    let diff = dirty.diff.unwrap();
+    assert!(diff.contains("-one") && diff.contains("+two"), "{diff}");
+    assert!(diff.contains("+fresh"), "untracked files are in the diff: {diff}");
+}
+
+#[test]
+fn outside_a_repository_there_is_no_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = git_state(dir.path());
+    assert!(s.commit.is_none() && !s.dirty);
+}
