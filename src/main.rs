@@ -147,11 +147,12 @@ fn real_main() -> Result<ExitCode> {
             let runs = exp.plan(&env, &sets)?;
             println!("# {}: {} ({} runs)", exp.name, exp.file.title, runs.len());
             let mut b = Builder::default();
-            b.push_record(["label", "seed", "run id", "status", "folder"]);
+            b.push_record(["label", "seed", "run id", "params", "status", "folder"]);
             for r in &runs {
                 let status = launch::status(r)?;
                 let dir = launch::run_dir(r).path.display().to_string();
-                b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), format!("{status:?}").to_lowercase(), dir]);
+                let params = planned_params(&r.resolved.config).to_string();
+                b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, format!("{status:?}").to_lowercase(), dir]);
             }
             println!("{}", b.build().with(Style::psql()));
         }
@@ -159,29 +160,33 @@ fn real_main() -> Result<ExitCode> {
             let exp = Experiment::load(&experiment)?;
             let (env, mut sets) = override_layers(&overrides)?;
             sets.extend(cli_layers(&[format!("train.steps={}", steps + 3), "train.log_every=1".into()])?);
-            let v = match &variant {
-                Some(label) => exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?,
-                None => &exp.file.variants[0],
+            let chosen: Vec<_> = match &variant {
+                Some(label) => vec![exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?],
+                None => exp.file.variants.iter().collect(),
             };
-            let spec = exp.run_spec(v, &exp.sweep_points()[0], exp.file.seeds[0], &env, &sets)?;
-            let config = &spec.resolved.config;
-            let data = geosr::data::generate(&config.data, geosr::data::Split::Train);
             let mut b = Builder::default();
-            b.push_record(["backend", "steps/s", "samples/s", "ms/step"]);
-            let mut record = |name: &str, rows: Vec<geosr::train::StepRow>| {
-                let (first, last) = (&rows[2], &rows[rows.len() - 1]);
-                let per_step = (last.elapsed_s - first.elapsed_s) / (last.step - first.step) as f64;
-                let batch = config.train.batch_size as f64;
-                b.push_record([
-                    name.to_string(),
-                    format!("{:.2}", 1.0 / per_step),
-                    format!("{:.0}", batch / per_step),
-                    format!("{:.1}", 1000.0 * per_step),
-                ]);
-            };
-            record("ndarray", bench_steps::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
-            record("flex", bench_steps::<Autodiff<Flex>>(config, &data, &Default::default())?);
-            println!("# {} variant {} ({} params), batch {}, {} timed steps", exp.name, spec.label, param_count(config, &data), config.train.batch_size, steps);
+            b.push_record(["variant", "backend", "params", "train ms/step", "train samples/s", "infer ms/sample"]);
+            for v in chosen {
+                let spec = exp.run_spec(v, &exp.sweep_points()[0], exp.file.seeds[0], &env, &sets)?;
+                let config = &spec.resolved.config;
+                let data = geosr::data::generate(&config.data, geosr::data::Split::Train);
+                let params = param_count(config, &data).to_string();
+                let mut record = |name: &str, (rows, infer): (Vec<geosr::train::StepRow>, f64)| {
+                    let (first, last) = (&rows[2], &rows[rows.len() - 1]);
+                    let per_step = (last.elapsed_s - first.elapsed_s) / (last.step - first.step) as f64;
+                    b.push_record([
+                        spec.label.clone(),
+                        name.to_string(),
+                        params.clone(),
+                        format!("{:.1}", 1000.0 * per_step),
+                        format!("{:.0}", config.train.batch_size as f64 / per_step),
+                        format!("{:.3}", 1000.0 * infer),
+                    ]);
+                };
+                record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
+                record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
+            }
+            println!("# {}: {} timed training steps after 3 warm-up steps; inference over the training split", exp.name, steps);
             println!("{}", b.build().with(Style::psql()));
         }
         Command::Run { experiment, variant, seed, overrides, require_clean, force, device, backend } => {
@@ -252,21 +257,32 @@ fn unknown_variant(exp: &Experiment, label: &str) -> ConfigError {
     }
 }
 
-fn bench_steps<B: AutodiffBackend>(
+/// Training step rows and inference seconds per sample of one config on one backend.
+fn bench_one<B: AutodiffBackend>(
     config: &geosr::config::Config,
     data: &geosr::data::Dataset,
     device: &B::Device,
-) -> Result<Vec<geosr::train::StepRow>> {
+) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     let mut rows = Vec::new();
-    geosr::train::train::<B>(config, data, device, |r| rows.push(r.clone()))?;
-    Ok(rows)
+    let model = geosr::train::train::<B>(config, data, device, |r| rows.push(r.clone()))?;
+    let batcher = geosr::train::batcher_for(config, data);
+    let start = std::time::Instant::now();
+    geosr::eval::predict(&model, data, &batcher, config.eval.batch_size, device);
+    Ok((rows, start.elapsed().as_secs_f64() / data.samples.len() as f64))
 }
 
 fn param_count(config: &geosr::config::Config, data: &geosr::data::Dataset) -> usize {
     use burn::module::Module;
-    let model: geosr::model::GeoSr<NdArray> =
-        geosr::model::GeoSr::new(&config.model, geosr::model::ModelDims::of(data), &NdArrayDevice::Cpu);
+    let model: geosr::model::GeoSr<Flex> =
+        geosr::model::GeoSr::new(&config.model, geosr::model::ModelDims::of(data), &Default::default());
     model.num_params()
+}
+
+/// Parameters of a run's model, from its config alone.
+fn planned_params(config: &geosr::config::Config) -> usize {
+    use burn::module::Module;
+    let dims = geosr::model::ModelDims::for_config(&config.data);
+    geosr::model::GeoSr::<Flex>::new(&config.model, dims, &Default::default()).num_params()
 }
 
 /// Runs each spec in turn; returns how many failed.

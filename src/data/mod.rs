@@ -103,3 +103,11 @@ pub fn subtasks(bench: Bench) -> &'static [Subtask] {
         Bench::Dynamic => dynamic_scenes::SUBTASKS,
     }
 }
+
+/// (vision, geometry) raw channels per token of a benchmark.
+pub fn channels(bench: Bench) -> (usize, usize) {
+    match bench {
+        Bench::Static => (static_scenes::VISION_CHANNELS, static_scenes::GEOMETRY_CHANNELS),
+        Bench::Dynamic => (dynamic_scenes::VISION_CHANNELS, dynamic_scenes::GEOMETRY_CHANNELS),
+    }
+}

@@ -10,13 +10,13 @@ use crate::data::MAX_OPTIONS;
 
 #[derive(Module, Debug)]
 pub struct Backbone<B: Backend> {
-    cls: Param<Tensor<B, 3>>,
+    pub cls: Param<Tensor<B, 3>>,
     /// Learned positions for every slot of the fixed-layout input sequence.
-    positions: Param<Tensor<B, 3>>,
-    encoder: TransformerEncoder<B>,
-    norm: LayerNorm<B>,
-    choice_head: Linear<B>,
-    number_head: Linear<B>,
+    pub positions: Param<Tensor<B, 3>>,
+    pub encoder: TransformerEncoder<B>,
+    pub norm: LayerNorm<B>,
+    pub choice_head: Linear<B>,
+    pub number_head: Linear<B>,
 }
 
 /// The heads' raw outputs.

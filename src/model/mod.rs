@@ -38,6 +38,19 @@ impl ModelDims {
             geometry: Grid { frames: data.frames, h: data.geometry_grid[0], w: data.geometry_grid[1] },
         }
     }
+
+    /// The dimensions a data config implies, without generating any data.
+    pub fn for_config(data: &crate::config::DataConfig) -> ModelDims {
+        let (vision_channels, geometry_channels) = crate::data::channels(data.bench);
+        ModelDims {
+            vision_channels,
+            geometry_channels,
+            vocab: vocab::vocab_size(),
+            prompt_len: vocab::PROMPT_LEN,
+            vision: Grid { frames: data.frames, h: data.vision_grid[0], w: data.vision_grid[1] },
+            geometry: Grid { frames: data.frames, h: data.geometry_grid[0], w: data.geometry_grid[1] },
+        }
+    }
 }
 
 /// Whether masking may fire. Masking is a training-time device only: inference
@@ -59,21 +72,21 @@ pub struct Layout {
 
 #[derive(Module, Debug)]
 pub struct GeoSr<B: Backend> {
-    tokenizers: Tokenizers<B>,
-    geometry_encoder: GeometryEncoder<B>,
+    pub tokenizers: Tokenizers<B>,
+    pub geometry_encoder: GeometryEncoder<B>,
     /// MLP(Reshape(F_G)), Eqs. 1, 11, 13.
-    align: Option<AlignMlp<B>>,
+    pub align: Option<AlignMlp<B>>,
     /// Bottleneck tokens with CrossAttn1/2, Eqs. 2-3, 8.
-    qformer: Option<QFormer<B>>,
+    pub qformer: Option<QFormer<B>>,
     /// MLP(Z_G) of Eq. 4.
-    z_mlp: Option<AlignMlp<B>>,
+    pub z_mlp: Option<AlignMlp<B>>,
     /// CrossAttn3 of Eq. 14.
-    retrieve: Option<CrossAttention<B>>,
+    pub retrieve: Option<CrossAttention<B>>,
     /// The gate of Eqs. 12, 15.
-    gate: Option<GatedFusion<B>>,
-    backbone: Backbone<B>,
+    pub gate: Option<GatedFusion<B>>,
+    pub backbone: Backbone<B>,
     #[module(skip)]
-    layout: Layout,
+    pub layout: Layout,
 }
 
 /// A forward pass's answers and diagnostics.

@@ -11,8 +11,8 @@ use crate::config::GeometryKind;
 /// Vision tokens F_V (H_V W_V T x C) and prompt tokens F_P (L_P x C).
 #[derive(Module, Debug)]
 pub struct Tokenizers<B: Backend> {
-    vision: Linear<B>,
-    prompt: Embedding<B>,
+    pub vision: Linear<B>,
+    pub prompt: Embedding<B>,
 }
 
 impl<B: Backend> Tokenizers<B> {
@@ -41,7 +41,7 @@ impl<B: Backend> Tokenizers<B> {
 /// precomputed tokens through unchanged.
 #[derive(Module, Debug)]
 pub struct GeometryEncoder<B: Backend> {
-    layers: Option<(Linear<B>, Linear<B>)>,
+    pub layers: Option<(Linear<B>, Linear<B>)>,
 }
 
 impl<B: Backend> GeometryEncoder<B> {

@@ -1,0 +1,294 @@
+//! Tests that pin the model to the paper's equations.
+
+use burn::backend::{Autodiff, Flex};
+use burn::data::dataloader::batcher::Batcher;
+use burn::module::{Module, Param};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use geosr::config::{Bench, Config, FusionKind, GeometryKind, MaskKind};
+use geosr::data::batcher::{BatchItem, GeoBatch};
+use geosr::data::{self, Split};
+use geosr::model::fusion::GatedFusion;
+use geosr::model::{masking, GeoSr, ModelDims, Mode};
+use geosr::train::batcher_for;
+
+type B = Flex;
+type AD = Autodiff<Flex>;
+
+fn dev() -> burn::backend::flex::FlexDevice {
+    Default::default()
+}
+
+#[test]
+fn mask_size_is_exactly_ceil_gamma_n() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for n in [1usize, 7, 16, 37, 100] {
+        for gamma in [0.0, 0.1, 0.3, 0.5, 0.6, 0.8, 1.0] {
+            let set = masking::sample_random_set(n, gamma, &mut rng);
+            let k = set.iter().filter(|&&v| v == 1.0).count();
+            let expected = (gamma * n as f64 - 1e-9).ceil().max(0.0) as usize;
+            assert_eq!(k, expected, "n {n} gamma {gamma}");
+            assert_eq!(k, masking::mask_size(gamma, n));
+        }
+    }
+    assert_eq!(masking::mask_size(0.6, 10), 6, "no float round-up");
+    assert_eq!(masking::mask_size(0.8, 37), 30);
+}
+
+#[test]
+fn masking_is_enabled_with_probability_beta() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for beta in [0.0, 0.3, 0.5, 0.7, 1.0] {
+        let n = 20_000;
+        let on = (0..n).filter(|_| masking::sample_delta(beta, &mut rng)).count();
+        let frac = on as f64 / n as f64;
+        // Four standard errors of a Bernoulli mean.
+        let tol = 4.0 * (beta * (1.0 - beta) / n as f64).sqrt() + 1e-12;
+        assert!((frac - beta).abs() <= tol, "beta {beta}: {frac}");
+    }
+}
+
+#[test]
+fn random_sets_are_uniform_over_positions() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut hits = [0usize; 10];
+    for _ in 0..5000 {
+        for (i, v) in masking::sample_random_set(10, 0.3, &mut rng).iter().enumerate() {
+            hits[i] += *v as usize;
+        }
+    }
+    // Each position is masked with probability 0.3: 1500 expected.
+    assert!(hits.iter().all(|&h| (1350..=1650).contains(&h)), "{hits:?}");
+}
+
+#[test]
+fn relevance_follows_eq9_on_a_hand_computed_tensor() {
+    // h = 2 heads, L_B = 2 bottleneck tokens, N = 3 positions.
+    let a = [
+        [[0.2f32, 0.5, 0.3], [0.1, 0.1, 0.8]],
+        [[0.6, 0.2, 0.2], [0.3, 0.3, 0.4]],
+    ];
+    let t = Tensor::<B, 3>::from_floats(a, &dev()).unsqueeze_dim::<4>(0);
+    let s: Vec<f32> = masking::relevance(t).into_data().to_vec().unwrap();
+    // u_j = mean over heads and bottleneck tokens.
+    let u = [(0.2 + 0.1 + 0.6 + 0.3) / 4.0, (0.5 + 0.1 + 0.2 + 0.3) / 4.0, (0.3 + 0.8 + 0.2 + 0.4) / 4.0];
+    let (min, max) = (0.275f32, 0.425f32);
+    for j in 0..3 {
+        let expected = (u[j] - min) / (max - min + 1e-6);
+        assert!((s[j] - expected).abs() < 1e-5, "s[{j}] = {} vs {expected}", s[j]);
+        assert!((0.0..=1.0).contains(&s[j]));
+    }
+    assert!(s[1].abs() < 1e-6 && (s[2] - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn topk_selects_exactly_the_most_relevant_positions() {
+    let s = Tensor::<B, 2>::from_floats([[0.1, 0.9, 0.5, 0.7, 0.2], [0.3, 0.0, 1.0, 0.2, 0.8]], &dev());
+    let set: Vec<f32> = masking::topk_set(s, 0.4).into_data().to_vec().unwrap();
+    assert_eq!(set, vec![0., 1., 0., 1., 0., 0., 0., 1., 0., 1.]);
+}
+
+#[test]
+fn mask_zeroes_only_enabled_samples() {
+    let v = Tensor::<B, 3>::ones([2, 3, 2], &dev());
+    let set = Tensor::<B, 2>::from_floats([[1., 0., 1.], [1., 1., 0.]], &dev());
+    let delta = Tensor::<B, 1>::from_floats([1., 0.], &dev());
+    let (masked, m) = masking::apply(v, set, delta);
+    assert_eq!(m.into_data().to_vec::<f32>().unwrap(), vec![0., 1., 0., 1., 1., 1.]);
+    assert_eq!(masked.sum().into_scalar(), 8.0);
+}
+
+fn gate(bias: f32) -> GatedFusion<B> {
+    let mut g = GatedFusion::<B>::new(4, &dev());
+    g.gate.weight = Param::from_tensor(Tensor::zeros([8, 4], &dev()));
+    g.gate.bias = Some(Param::from_tensor(Tensor::full([4], bias, &dev())));
+    g
+}
+
+#[test]
+fn gate_is_in_unit_interval_and_saturates_to_either_stream() {
+    let v = Tensor::<B, 3>::random([2, 5, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &dev());
+    let g = Tensor::<B, 3>::random([2, 5, 4], burn::tensor::Distribution::Normal(3.0, 2.0), &dev());
+    let free = GatedFusion::<B>::new(4, &dev());
+    let (_, alpha) = free.forward(v.clone(), g.clone());
+    let a: Vec<f32> = alpha.into_data().to_vec().unwrap();
+    assert!(a.iter().all(|&x| x > 0.0 && x < 1.0));
+
+    let up = gate(30.0);
+    let (fused, _) = up.forward(v.clone(), g.clone());
+    let v_norm = up.norm_v.forward(v.clone());
+    fused.into_data().assert_approx_eq::<f32>(&v_norm.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+
+    let down = gate(-30.0);
+    let (fused, _) = down.forward(v, g.clone());
+    let g_norm = down.norm_g.forward(g);
+    fused.into_data().assert_approx_eq::<f32>(&g_norm.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+}
+
+/// Every (mask, fusion) combination the validation allows, as in Tables 3, 4 and 7.
+fn variants() -> Vec<(MaskKind, FusionKind, GeometryKind)> {
+    use FusionKind::*;
+    use MaskKind::{None as NoMask, Random, Topk};
+    vec![
+        (Random, Gated, GeometryKind::Vggt),
+        (Random, Additive, GeometryKind::Vggt),
+        (Random, FusionKind::None, GeometryKind::Vggt),
+        (NoMask, Gated, GeometryKind::Vggt),
+        (NoMask, Additive, GeometryKind::Vggt),
+        (NoMask, FusionKind::None, GeometryKind::None),
+        (Topk, GatedQformer, GeometryKind::Pi3),
+        (Topk, Qformer, GeometryKind::Pi3),
+        (Topk, FusionKind::None, GeometryKind::Pi3),
+        (NoMask, GatedQformer, GeometryKind::Pi3),
+        (NoMask, Qformer, GeometryKind::Pi3),
+        (Random, GatedQformer, GeometryKind::Vggt),
+    ]
+}
+
+/// A small config with mismatched grids (vision 4x4, geometry 3x2) and C_G != C.
+fn config(bench: Bench, mask: MaskKind, fusion: FusionKind, geometry: GeometryKind) -> Config {
+    let mut c = Config::default();
+    c.data.bench = bench;
+    c.data.train_size = 8;
+    c.data.eval_size = 8;
+    c.data.frames = 2;
+    c.data.vision_grid = [4, 4];
+    c.data.geometry_grid = [3, 2];
+    c.model.mask.kind = mask;
+    c.model.mask.beta = 1.0;
+    c.model.fusion = fusion;
+    c.model.geometry = geometry;
+    c.model.geometry_channels = 12;
+    c.model.bottleneck_len = 4;
+    c
+}
+
+fn batch<BB: Backend>(c: &Config, device: &BB::Device) -> (GeoBatch<BB>, ModelDims) {
+    let data = data::generate(&c.data, Split::Train);
+    let items = data.samples.iter().enumerate().map(|(i, s)| BatchItem { sample: s.clone(), mask_seed: Some(i as u64) }).collect();
+    (batcher_for(c, &data).batch(items, device), ModelDims::of(&data))
+}
+
+#[test]
+fn every_variant_runs_forward_with_the_right_shapes() {
+    for (mask, fusion, geometry) in variants() {
+        let bench = if geometry == GeometryKind::Pi3 { Bench::Dynamic } else { Bench::Static };
+        let c = config(bench, mask, fusion, geometry);
+        let (b, dims) = batch::<B>(&c, &dev());
+        let model = GeoSr::<B>::new(&c.model, dims, &dev());
+        let n_v = dims.vision.tokens();
+        for mode in [Mode::Train, Mode::Infer] {
+            let out = model.forward(&b, mode);
+            assert_eq!(out.choice_logits.dims(), [8, geosr::data::MAX_OPTIONS]);
+            assert_eq!(out.number.dims(), [8]);
+            let gated = matches!(fusion, FusionKind::Gated | FusionKind::GatedQformer);
+            assert_eq!(out.alpha.as_ref().map(|a| a.dims()), gated.then_some([8, n_v]), "{fusion:?}");
+            let qformer = fusion.has_qformer() || mask == MaskKind::Topk;
+            assert_eq!(out.relevance.as_ref().map(|r| r.dims()), qformer.then_some([8, n_v]), "{fusion:?}");
+            let masked = mode == Mode::Train && mask != MaskKind::None;
+            assert_eq!(out.mask.as_ref().map(|m| m.dims()), masked.then_some([8, n_v]));
+            let loss: f32 = model.loss(&out, &b).into_scalar();
+            assert!(loss.is_finite());
+        }
+        assert!(model.num_params() > 0);
+    }
+}
+
+#[test]
+fn inference_never_masks() {
+    let c = config(Bench::Static, MaskKind::Random, FusionKind::Gated, GeometryKind::Vggt);
+    let (mut b, dims) = batch::<B>(&c, &dev());
+    let model = GeoSr::<B>::new(&c.model, dims, &dev());
+    let with = model.forward(&b, Mode::Infer).choice_logits;
+    b.delta = b.delta.zeros_like();
+    let without = model.forward(&b, Mode::Infer).choice_logits;
+    with.into_data().assert_eq(&without.into_data(), true);
+    // In training the same batch (delta = 1 everywhere) does change the output.
+    b.delta = b.delta.ones_like();
+    let trained = model.forward(&b, Mode::Train);
+    let m: Vec<f32> = trained.mask.unwrap().into_data().to_vec().unwrap();
+    let n_v = dims.vision.tokens();
+    for row in m.chunks(n_v) {
+        assert_eq!(row.iter().filter(|&&x| x == 0.0).count(), masking::mask_size(0.8, n_v));
+    }
+}
+
+#[test]
+fn topk_variant_masks_its_own_most_relevant_tokens() {
+    let c = config(Bench::Dynamic, MaskKind::Topk, FusionKind::GatedQformer, GeometryKind::Pi3);
+    let (b, dims) = batch::<B>(&c, &dev());
+    let model = GeoSr::<B>::new(&c.model, dims, &dev());
+    let out = model.forward(&b, Mode::Train);
+    let n_v = dims.vision.tokens();
+    let s: Vec<f32> = out.relevance.unwrap().into_data().to_vec().unwrap();
+    let m: Vec<f32> = out.mask.unwrap().into_data().to_vec().unwrap();
+    let k = masking::mask_size(0.8, n_v);
+    for (srow, mrow) in s.chunks(n_v).zip(m.chunks(n_v)) {
+        let masked_min = srow.iter().zip(mrow).filter(|(_, &m)| m == 0.0).map(|(s, _)| *s).fold(f32::MAX, f32::min);
+        let kept_max = srow.iter().zip(mrow).filter(|(_, &m)| m == 1.0).map(|(s, _)| *s).fold(f32::MIN, f32::max);
+        assert_eq!(mrow.iter().filter(|&&x| x == 0.0).count(), k);
+        assert!(masked_min >= kept_max, "masked {masked_min} < kept {kept_max}");
+        assert!(srow.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+}
+
+#[test]
+fn gradients_reach_trainable_parts_and_not_frozen_ones() {
+    for fusion in [FusionKind::Gated, FusionKind::GatedQformer] {
+        let geometry = if fusion == FusionKind::Gated { GeometryKind::Vggt } else { GeometryKind::Pi3 };
+        let bench = if fusion == FusionKind::Gated { Bench::Static } else { Bench::Dynamic };
+        let c = config(bench, MaskKind::None, fusion, geometry);
+        let device = Default::default();
+        let (b, dims) = batch::<AD>(&c, &device);
+        let model = GeoSr::<AD>::new(&c.model, dims, &device);
+        let out = model.forward(&b, Mode::Train);
+        let grads = model.loss(&out, &b).backward();
+        let (enc1, enc2) = model.geometry_encoder.layers.as_ref().unwrap();
+        assert!(enc1.weight.val().grad(&grads).is_none(), "geometry encoder is frozen");
+        assert!(enc2.weight.val().grad(&grads).is_none());
+        assert!(model.tokenizers.vision.weight.val().grad(&grads).is_none(), "vision tokenizer is frozen");
+        assert!(model.tokenizers.prompt.weight.val().grad(&grads).is_none(), "prompt tokenizer is frozen");
+        let gate = model.gate.as_ref().unwrap().gate.weight.val().grad(&grads).expect("gate is trained");
+        assert!(gate.abs().sum().into_scalar() > 0.0);
+        let head = model.backbone.choice_head.weight.val().grad(&grads).expect("head is trained");
+        assert!(head.abs().sum().into_scalar() > 0.0);
+        if let Some(q) = &model.qformer {
+            assert!(q.bottleneck.val().grad(&grads).is_some(), "bottleneck tokens are trained");
+        }
+    }
+}
+
+#[test]
+fn frozen_backbone_gets_no_gradient_but_heads_do() {
+    let mut c = config(Bench::Static, MaskKind::None, FusionKind::Additive, GeometryKind::Vggt);
+    c.model.backbone.freeze = true;
+    let device = Default::default();
+    let (b, dims) = batch::<AD>(&c, &device);
+    let model = GeoSr::<AD>::new(&c.model, dims, &device);
+    let grads = model.loss(&model.forward(&b, Mode::Train), &b).backward();
+    let layer = &model.backbone.encoder.layers[0];
+    assert!(layer.pwff.linear_inner.weight.val().grad(&grads).is_none());
+    assert!(model.backbone.choice_head.weight.val().grad(&grads).is_some());
+}
+
+#[test]
+fn parameter_counts_grow_with_each_component() {
+    let count = |mask, fusion, geometry, bench| {
+        let c = config(bench, mask, fusion, geometry);
+        GeoSr::<B>::new(&c.model, ModelDims::for_config(&c.data), &dev()).num_params()
+    };
+    use FusionKind::*;
+    let none = count(MaskKind::None, FusionKind::None, GeometryKind::None, Bench::Static);
+    let additive = count(MaskKind::None, Additive, GeometryKind::Vggt, Bench::Static);
+    let gated = count(MaskKind::None, Gated, GeometryKind::Vggt, Bench::Static);
+    assert!(none < additive && additive < gated, "{none} {additive} {gated}");
+    // Masking adds no parameters; the gate adds W_g (2C x C), b_g and two layer norms.
+    assert_eq!(count(MaskKind::Random, Gated, GeometryKind::Vggt, Bench::Static), gated);
+    let width = 32;
+    assert_eq!(gated - additive, 2 * width * width + width + 2 * (2 * width));
+    let qformer = count(MaskKind::None, Qformer, GeometryKind::Pi3, Bench::Dynamic);
+    let gated_q = count(MaskKind::Topk, GatedQformer, GeometryKind::Pi3, Bench::Dynamic);
+    assert!(qformer < gated_q);
+}
