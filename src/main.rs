@@ -65,6 +65,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
     },
+    /// Score a predictions file from any model with the benchmark's official protocol.
+    Score {
+        /// vsi (VSI-Bench: macro average over 8 subtasks) or dsr (DSR-Bench: question-weighted).
+        #[arg(long)]
+        bench: BenchName,
+        /// JSONL with question_type, prediction and ground_truth (vsi) or answer (dsr) per line.
+        predictions: std::path::PathBuf,
+    },
     /// Measure training speed (steps/s, samples/s) of one run on every compiled backend.
     Bench {
         experiment: String,
@@ -95,6 +103,12 @@ enum ConfigCommand {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BenchName {
+    Vsi,
+    Dsr,
+}
+
 /// The embedded CPU backends. Flex is the default: a training step of the quick
 /// experiment's model took 57 ms on Flex and 91 ms on NdArray (`geosr bench`, see README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -112,8 +126,20 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors often embed their cause in their own message; print
+            // each cause only when it adds something.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
+            eprintln!("error: {msg}");
+            // Bad input (configs, experiment files, data, prediction files) exits 2.
             let usage = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<geosr::eval::score::ScoreError>().is_some()
+                || e.downcast_ref::<geosr::data::features::FeatureError>().is_some()
                 || matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Dirty(_)));
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -151,10 +177,18 @@ fn real_main() -> Result<ExitCode> {
             for r in &runs {
                 let status = launch::status(r)?;
                 let dir = launch::run_dir(r).path.display().to_string();
-                let params = planned_params(&r.resolved.config).to_string();
+                let params = planned_params(&r.resolved.config);
                 b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, format!("{status:?}").to_lowercase(), dir]);
             }
             println!("{}", b.build().with(Style::psql()));
+        }
+        Command::Score { bench, predictions } => {
+            let bench = match bench {
+                BenchName::Vsi => geosr::config::Bench::Static,
+                BenchName::Dsr => geosr::config::Bench::Dynamic,
+            };
+            let report = geosr::eval::score::score_file(bench, &predictions)?;
+            print!("{}", report.render_markdown());
         }
         Command::Bench { experiment, variant, steps, overrides } => {
             let exp = Experiment::load(&experiment)?;
@@ -169,7 +203,7 @@ fn real_main() -> Result<ExitCode> {
             for v in chosen {
                 let spec = exp.run_spec(v, &exp.sweep_points()[0], exp.file.seeds[0], &env, &sets)?;
                 let config = &spec.resolved.config;
-                let data = geosr::data::generate(&config.data, geosr::data::Split::Train);
+                let data = geosr::data::load(&config.data, geosr::data::Split::Train)?;
                 let params = param_count(config, &data).to_string();
                 let mut record = |name: &str, (rows, infer): (Vec<geosr::train::StepRow>, f64)| {
                     let (first, last) = (&rows[2], &rows[rows.len() - 1]);
@@ -279,10 +313,12 @@ fn param_count(config: &geosr::config::Config, data: &geosr::data::Dataset) -> u
 }
 
 /// Parameters of a run's model, from its config alone.
-fn planned_params(config: &geosr::config::Config) -> usize {
+fn planned_params(config: &geosr::config::Config) -> String {
     use burn::module::Module;
-    let dims = geosr::model::ModelDims::for_config(&config.data);
-    geosr::model::GeoSr::<Flex>::new(&config.model, dims, &Default::default()).num_params()
+    match geosr::model::ModelDims::for_config(&config.data) {
+        Ok(dims) => geosr::model::GeoSr::<Flex>::new(&config.model, dims, &Default::default()).num_params().to_string(),
+        Err(e) => format!("? ({e})"),
+    }
 }
 
 /// Runs each spec in turn; returns how many failed.

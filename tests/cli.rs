@@ -150,3 +150,49 @@ fn require_clean_refuses_a_dirty_tree_before_writing() {
         .stderr(predicate::str::contains("uncommitted").and(predicate::str::contains("experiments/tiny.toml")));
     assert!(!p.path().join("results").exists());
 }
+
+#[test]
+fn score_prints_the_official_table_and_rejects_bad_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = Project::new();
+    geosr(&p)
+        .args(["score", "--bench", "vsi"])
+        .arg(root.join("tests/fixtures/predictions/vsi.jsonl"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| Rel. Dir. | rel_direction | 4 | 66.7 |").and(predicate::str::contains("74.6")));
+    let bad = p.write("bad.jsonl", "{\"question_type\": \"object_counting\", \"prediction\": \"3\"}\n");
+    geosr(&p)
+        .args(["score", "--bench", "vsi"])
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.jsonl:1").and(predicate::str::contains("ground_truth")));
+}
+
+#[test]
+fn a_run_can_train_on_precomputed_features() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("tests/fixtures/dsr");
+    let p = Project::new();
+    p.write(
+        "experiments/feat.toml",
+        &format!(
+            r#"
+title = "features"
+[config]
+data = {{ source = "features", bench = "dynamic", features = {{ train = "{f}", eval = "{f}" }} }}
+model = {{ geometry = "features", fusion = "gated_qformer", mask = {{ kind = "topk" }}, bottleneck_len = 2 }}
+train = {{ steps = 2, batch_size = 4, warmup_steps = 1 }}
+[[variants]]
+label = "a"
+"#,
+            f = fixture.display()
+        ),
+    );
+    geosr(&p).args(["run", "feat"]).assert().success().stdout(predicate::str::contains("Non. Temp."));
+    let dir = p.path().join("results/runs/feat");
+    let run = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let eval = std::fs::read_to_string(run.join("eval.csv")).unwrap();
+    assert!(eval.contains("avg_micro,Avg. (micro),micro,15,"), "{eval}");
+}

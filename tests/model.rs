@@ -277,7 +277,7 @@ fn frozen_backbone_gets_no_gradient_but_heads_do() {
 fn parameter_counts_grow_with_each_component() {
     let count = |mask, fusion, geometry, bench| {
         let c = config(bench, mask, fusion, geometry);
-        GeoSr::<B>::new(&c.model, ModelDims::for_config(&c.data), &dev()).num_params()
+        GeoSr::<B>::new(&c.model, ModelDims::for_config(&c.data).unwrap(), &dev()).num_params()
     };
     use FusionKind::*;
     let none = count(MaskKind::None, FusionKind::None, GeometryKind::None, Bench::Static);

@@ -23,10 +23,22 @@ pub enum Bench {
     Dynamic,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// Procedurally generated scenes (see `data::static_scenes`, `data::dynamic_scenes`).
+    Synthetic,
+    /// Precomputed token features of a real benchmark (see `data::features`).
+    Features,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
+    pub source: DataSource,
     pub bench: Bench,
+    /// Folders of precomputed features per split (used when `source = "features"`).
+    pub features: FeaturePaths,
     /// Questions in the training split.
     pub train_size: usize,
     /// Questions in the evaluation split.
@@ -46,6 +58,13 @@ pub struct DataConfig {
     pub geometry_noise: f64,
     /// How well 2D appearance predicts the answer, per split (0 = not at all, 1 = perfectly).
     pub shortcut: ShortcutConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturePaths {
+    pub train: String,
+    pub eval: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,7 +248,9 @@ pub struct OutputConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
+            source: DataSource::Synthetic,
             bench: Bench::Static,
+            features: FeaturePaths::default(),
             train_size: 2048,
             eval_size: 512,
             seed: 0,

@@ -62,6 +62,13 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
         return fail("model.geometry_channels", "0".into(), "at least 1 channel");
     }
     let d = &config.data;
+    if d.source == super::schema::DataSource::Features {
+        for (key, v) in [("data.features.train", &d.features.train), ("data.features.eval", &d.features.eval)] {
+            if v.is_empty() {
+                return fail(key, "\"\"".into(), "a folder of precomputed features when data.source = \"features\"");
+            }
+        }
+    }
     for (key, v) in [("data.shortcut.train", d.shortcut.train), ("data.shortcut.eval", d.shortcut.eval)] {
         if !(0.0..=1.0).contains(&v) || v.is_nan() {
             return fail(key, v.to_string(), "a number in [0, 1]");

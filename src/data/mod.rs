@@ -3,12 +3,13 @@
 
 pub mod batcher;
 pub mod dynamic_scenes;
+pub mod features;
 pub mod static_scenes;
 pub mod vocab;
 
 pub use batcher::{GeoBatch, GeoBatcher};
 
-use crate::config::{Bench, DataConfig};
+use crate::config::{Bench, DataConfig, DataSource};
 
 /// Which split to generate. The splits differ in their shortcut strength
 /// (`data.shortcut.train` / `data.shortcut.eval`) and in their random streams.
@@ -88,7 +89,29 @@ impl Dataset {
     }
 }
 
-/// Generates a split deterministically from `cfg.seed` and the split.
+/// The split a config describes: generated, or loaded from precomputed features.
+pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset, features::FeatureError> {
+    match cfg.source {
+        DataSource::Synthetic => Ok(generate(cfg, split)),
+        DataSource::Features => {
+            let dir = match split {
+                Split::Train => &cfg.features.train,
+                Split::Eval => &cfg.features.eval,
+            };
+            let set = features::load(std::path::Path::new(dir))?;
+            if set.data.bench != cfg.bench {
+                return Err(features::FeatureError::Meta {
+                    path: std::path::Path::new(dir).join("meta.json"),
+                    key: "bench",
+                    problem: format!("is {:?} but data.bench is {:?}", set.data.bench, cfg.bench),
+                });
+            }
+            Ok(set.data)
+        }
+    }
+}
+
+/// Generates a synthetic split deterministically from `cfg.seed` and the split.
 pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
     match cfg.bench {
         Bench::Static => static_scenes::generate(cfg, split),

@@ -2,8 +2,13 @@
 //!
 //! Every question is produced by our own templates, so the set of words is known in
 //! advance. A closed vocabulary keeps the prompt embedding table tiny and makes the
-//! tokenizer a lookup; an unknown word can only be a bug in a template, hence the panic
+//! tokenizer a lookup; an unknown word in a template can only be a bug, hence the panic
 //! in [`token`] rather than an `<unk>` id that would silently hide it.
+//!
+//! Real benchmarks (see `data::features`) ask questions in free text, so they go
+//! through [`encode_lossy`] instead, which maps every word outside the vocabulary to
+//! the reserved [`UNK`] id. `UNK` is the last id, so adding it left the ids of all
+//! template words, and hence the synthetic prompts, unchanged.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -47,11 +52,16 @@ const TEMPLATE_WORDS: &[&str] = &[
     "continues", "continue", "please", "answer", "tell", "me", "this", "clip",
 ];
 
+/// Id of every word outside the vocabulary in [`encode_lossy`]. It comes after all
+/// real words so that reserving it did not shift any existing id.
+pub const UNK: u32 = (1 + CATEGORIES.len() + OPTION_LETTERS.len() + TEMPLATE_WORDS.len()) as u32;
+
 fn all_words() -> impl Iterator<Item = &'static str> {
     std::iter::once("<pad>")
         .chain(CATEGORIES.iter().copied())
         .chain(OPTION_LETTERS.iter().copied())
         .chain(TEMPLATE_WORDS.iter().copied())
+        .chain(std::iter::once("<unk>"))
 }
 
 fn index() -> &'static HashMap<&'static str, u32> {
@@ -86,6 +96,31 @@ pub fn encode(words: &[&str]) -> Vec<u32> {
     ids
 }
 
+/// Encodes free text (a real benchmark's question and options) into exactly
+/// [`PROMPT_LEN`] ids, never panicking: the text is split on every non-alphanumeric
+/// character, each word is lowercased and looked up, and words outside the vocabulary
+/// become [`UNK`]. Punctuation is dropped, and so is everything past `PROMPT_LEN` words.
+///
+/// One exception to the lowercasing: a word that is exactly an uppercase option
+/// letter ("A" ... "D") maps to that letter's id, so that options written "A. chair"
+/// encode like the synthetic prompts' `A chair`. The lowercase "a" stays `UNK`
+/// (it is nearly always the article).
+pub fn encode_lossy(text: &str) -> Vec<u32> {
+    let mut ids: Vec<u32> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(PROMPT_LEN)
+        .map(|w| {
+            if OPTION_LETTERS.contains(&w) {
+                return token(w);
+            }
+            index().get(w.to_lowercase().as_str()).copied().unwrap_or(UNK)
+        })
+        .collect();
+    ids.resize(PROMPT_LEN, PAD);
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +133,33 @@ mod tests {
         assert_eq!(token("<pad>"), PAD);
         assert_eq!(vocab_size(), words.len());
         assert_eq!(CATEGORIES.len(), 12);
+    }
+
+    #[test]
+    fn unk_is_the_last_id_and_leaves_template_ids_alone() {
+        assert_eq!(token("<unk>"), UNK);
+        assert_eq!(UNK as usize, vocab_size() - 1);
+        // Ids fixed before `<unk>` existed: the synthetic prompts must not change.
+        assert_eq!(token("chair"), 1);
+        assert_eq!(token("A"), 1 + CATEGORIES.len() as u32);
+        assert_eq!(token("?"), 1 + (CATEGORIES.len() + OPTION_LETTERS.len()) as u32);
+        assert_eq!(word(UNK), "<unk>");
+    }
+
+    #[test]
+    fn encode_lossy_lowercases_splits_and_maps_unknown_words_to_unk() {
+        let ids = encode_lossy("How many Chair(s) are in the room? A. 3 B. sofa-bed");
+        let words: Vec<&str> = ids.iter().take_while(|&&id| id != PAD).map(|&id| word(id)).collect();
+        assert_eq!(
+            words,
+            ["how", "many", "chair", "<unk>", "are", "in", "<unk>", "room", "A", "<unk>", "B", "sofa", "bed"]
+        );
+        assert_eq!(ids.len(), PROMPT_LEN);
+        // The article "a" is not the option letter A.
+        assert_eq!(encode_lossy("a chair")[0], UNK);
+        // Long text is truncated, empty text is all padding, and nothing panics.
+        assert_eq!(encode_lossy(&"giraffe ".repeat(100)), vec![UNK; PROMPT_LEN]);
+        assert_eq!(encode_lossy(" ?! "), vec![PAD; PROMPT_LEN]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Evaluation: the benchmarks' official metrics, per-subtask aggregation and both averages.
 
 pub mod metrics;
+pub mod score;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;

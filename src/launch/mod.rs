@@ -86,8 +86,17 @@ pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B
     };
     dir.write_manifest(&manifest)?;
 
-    let train_data = data::generate(&config.data, Split::Train);
-    let eval_data = data::generate(&config.data, Split::Eval);
+    let loaded = data::load(&config.data, Split::Train).and_then(|t| Ok((t, data::load(&config.data, Split::Eval)?)));
+    let (train_data, eval_data) = match loaded {
+        Ok(pair) => pair,
+        Err(e) => {
+            manifest.status = Status::Failed;
+            manifest.reason = Some(format!("data: {e}"));
+            manifest.ended = Some(now_rfc3339());
+            dir.write_manifest(&manifest)?;
+            return Ok(Outcome::Failed { dir: dir.path, reason: e.to_string() });
+        }
+    };
     let mut rows: Vec<StepRow> = Vec::new();
     let mut write_error = None;
     let result = train::train::<B>(config, &train_data, device, |row| {

@@ -39,17 +39,29 @@ impl ModelDims {
         }
     }
 
-    /// The dimensions a data config implies, without generating any data.
-    pub fn for_config(data: &crate::config::DataConfig) -> ModelDims {
+    /// The dimensions a data config implies, without generating any data
+    /// (precomputed features have theirs in `meta.json`).
+    pub fn for_config(data: &crate::config::DataConfig) -> Result<ModelDims, crate::data::features::FeatureError> {
+        if data.source == crate::config::DataSource::Features {
+            let meta = crate::data::features::load_meta(std::path::Path::new(&data.features.train))?;
+            return Ok(ModelDims {
+                vision_channels: meta.vision_channels,
+                geometry_channels: meta.geometry_channels,
+                vocab: vocab::vocab_size(),
+                prompt_len: vocab::PROMPT_LEN,
+                vision: Grid { frames: meta.frames, h: meta.vision_grid[0], w: meta.vision_grid[1] },
+                geometry: Grid { frames: meta.frames, h: meta.geometry_grid[0], w: meta.geometry_grid[1] },
+            });
+        }
         let (vision_channels, geometry_channels) = crate::data::channels(data.bench);
-        ModelDims {
+        Ok(ModelDims {
             vision_channels,
             geometry_channels,
             vocab: vocab::vocab_size(),
             prompt_len: vocab::PROMPT_LEN,
             vision: Grid { frames: data.frames, h: data.vision_grid[0], w: data.vision_grid[1] },
             geometry: Grid { frames: data.frames, h: data.geometry_grid[0], w: data.geometry_grid[1] },
-        }
+        })
     }
 }
 
