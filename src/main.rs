@@ -298,7 +298,7 @@ fn bench_one<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     let mut rows = Vec::new();
-    let model = geosr::train::train::<B>(config, data, device, |r| rows.push(r.clone()))?;
+    let model = geosr::train::train::<B>(config, data, device, None, |r| rows.push(r.clone()))?;
     let batcher = geosr::train::batcher_for(config, data);
     let start = std::time::Instant::now();
     geosr::eval::predict(&model, data, &batcher, config.eval.batch_size, device);
@@ -328,8 +328,13 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::
         println!("[{}/{}] {} seed {} ({})", i + 1, runs.len(), spec.label, spec.seed, spec.id);
         match launch::run_one::<B>(spec, opts, device)? {
             Outcome::Done { dir, eval } => {
+                println!("  {:<22} {:>6} {:>5}  {:>8} {:>8} {:>6}", "subtask", "score", "n", "-geo", "-vision", "alpha");
                 for row in &eval {
-                    println!("  {:<22} {:>6.1}  (n={})", row.name, row.score, row.questions);
+                    let alpha = row.alpha.map(|a| format!("{a:.2}")).unwrap_or_else(|| "-".into());
+                    println!(
+                        "  {:<22} {:>6.1} {:>5}  {:>+8.1} {:>+8.1} {:>6}",
+                        row.name, row.score, row.questions, 0.0 - row.drop_no_geometry, 0.0 - row.drop_no_vision, alpha
+                    );
                 }
                 println!("  -> {}", dir.display());
             }

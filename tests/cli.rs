@@ -196,3 +196,58 @@ label = "a"
     let eval = std::fs::read_to_string(run.join("eval.csv")).unwrap();
     assert!(eval.contains("avg_micro,Avg. (micro),micro,15,"), "{eval}");
 }
+
+#[test]
+fn a_run_killed_mid_training_resumes_from_its_checkpoint() {
+    let long = TINY.replace("train = { steps = 4,", "train = { steps = 300, checkpoint_every = 5, log_every = 1,");
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &long);
+    let bin = assert_cmd::cargo::cargo_bin("geosr");
+    let mut child = std::process::Command::new(&bin)
+        .args(["run", "tiny"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = p.path().join("results/runs/tiny");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let state = loop {
+        let found = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("checkpoint/state.json"))
+            .filter(|s| s.exists());
+        if let Some(s) = found {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let run = state.parent().unwrap().parent().unwrap().to_path_buf();
+    let manifest = |run: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(manifest(&run)["status"], "running", "killed while training");
+
+    geosr(&p).args(["run", "tiny"]).assert().success();
+    let m = manifest(&run);
+    assert_eq!(m["status"], "done");
+    let resumed = m["resumed_from_step"].as_u64().expect("resumed");
+    assert!(resumed >= 5 && resumed % 5 == 0, "{resumed}");
+    assert!(!run.join("checkpoint").exists(), "a finished run drops its checkpoint");
+    let steps: Vec<u64> = csv::Reader::from_path(run.join("train.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[0].parse().unwrap())
+        .collect();
+    assert_eq!(steps, (0..300).collect::<Vec<_>>(), "every step logged exactly once");
+
+    // The same run without interruption gives the same evaluation.
+    let q = Project::new();
+    q.write("experiments/tiny.toml", &long);
+    geosr(&q).args(["run", "tiny"]).assert().success();
+    let straight = std::fs::read_dir(q.path().join("results/runs/tiny")).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(std::fs::read(run.join("eval.csv")).unwrap(), std::fs::read(straight.join("eval.csv")).unwrap());
+}

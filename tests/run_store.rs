@@ -42,6 +42,8 @@ fn manifest_round_trips_through_the_store() {
         started: Some("2026-01-01T00:00:00Z".into()),
         ended: None,
         provenance: Provenance::collect("ndarray", "cpu"),
+        resumed_from_step: None,
+        cost: None,
     };
     run.write_manifest(&m).unwrap();
     assert_eq!(run.read_manifest().unwrap(), Some(m));

@@ -217,6 +217,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Write a row to train.csv every this many steps.
     pub log_every: usize,
+    /// Save model and optimizer state every this many steps, so an interrupted run resumes.
+    pub checkpoint_every: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +300,7 @@ impl Default for TrainConfig {
             steps: 0,
             seed: 0,
             log_every: 1,
+            checkpoint_every: 200,
         }
     }
 }

@@ -82,6 +82,7 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
         ("train.batch_size", config.train.batch_size),
         ("eval.batch_size", config.eval.batch_size),
         ("train.log_every", config.train.log_every),
+        ("train.checkpoint_every", config.train.checkpoint_every),
     ] {
         if v == 0 {
             return fail(key, "0".into(), "a positive integer");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batcher::{BatchItem, GeoBatcher};
 use crate::data::{Answer, AnswerKind, Dataset};
-use crate::model::{GeoSr, Mode};
+use crate::model::{Ablation, GeoSr, Mode};
 
 /// One evaluated question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,11 @@ pub struct Prediction {
     pub prediction: f64,
     /// Accuracy (0 or 1) or MRA in [0, 1].
     pub score: f64,
+    /// The score with geometry tokens zeroed, and with vision tokens zeroed.
+    pub score_no_geometry: f64,
+    pub score_no_vision: f64,
+    /// Mean gate alpha over the vision tokens (gated fusions; weight of the vision stream).
+    pub alpha: Option<f64>,
 }
 
 /// One row of `eval.csv`: a subtask, or one of the two averages.
@@ -34,68 +39,130 @@ pub struct EvalRow {
     pub questions: usize,
     /// Percent, as the paper reports.
     pub score: f64,
+    /// Geometry-reliance probes: the score with geometry (vision) tokens zeroed
+    /// and the drop that causes. A model that ignores geometry shows no drop.
+    pub score_no_geometry: f64,
+    pub score_no_vision: f64,
+    pub drop_no_geometry: f64,
+    pub drop_no_vision: f64,
+    /// Mean gate alpha (share of the vision stream) over the subtask's questions; empty without a gate.
+    pub alpha: Option<f64>,
 }
 
-/// Runs the model over `data` in inference mode (no masking).
+/// Runs the model over `data` in inference mode (no masking), once as is and
+/// once for each geometry-reliance probe.
 pub fn predict<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &GeoBatcher, batch_size: usize, device: &B::Device) -> Vec<Prediction> {
     let mut out = Vec::with_capacity(data.samples.len());
     for (chunk_index, chunk) in data.samples.chunks(batch_size).enumerate() {
         let items = chunk.iter().map(|s| BatchItem { sample: s.clone(), mask_seed: None }).collect();
         let batch = batcher.batch(items, device);
-        let fwd = model.forward(&batch, Mode::Infer);
-        let choices: Vec<i64> = fwd.choice_logits.argmax(1).into_data().iter::<i64>().collect();
-        let numbers: Vec<f32> = fwd.number.into_data().iter::<f32>().collect();
+        let run = |ablation| {
+            let fwd = model.forward_ablated(&batch, Mode::Infer, ablation);
+            let alpha: Option<Vec<f32>> =
+                fwd.alpha.map(|a| a.mean_dim(1).into_data().iter::<f32>().collect());
+            let choices: Vec<i64> = fwd.choice_logits.argmax(1).into_data().iter::<i64>().collect();
+            let numbers: Vec<f32> = fwd.number.into_data().iter::<f32>().collect();
+            (choices, numbers, alpha)
+        };
+        let full = run(Ablation::None);
+        let no_geometry = run(Ablation::Geometry);
+        let no_vision = run(Ablation::Vision);
         for (j, sample) in chunk.iter().enumerate() {
             let subtask = data.subtasks[sample.subtask];
-            let (answer, prediction, score) = match (sample.answer, subtask.kind) {
-                (Answer::Choice(c), _) => {
+            let judge = |(choices, numbers, _): &(Vec<i64>, Vec<f32>, _)| match sample.answer {
+                Answer::Choice(c) => {
                     let p = choices[j] as usize;
                     (c as f64, p as f64, if p == c { 1.0 } else { 0.0 })
                 }
-                (Answer::Number(v), _) => {
+                Answer::Number(v) => {
                     let p = (numbers[j] as f64).exp_m1().max(0.0);
                     (v as f64, p, metrics::mean_relative_accuracy(p, v as f64))
                 }
             };
-            out.push(Prediction { index: chunk_index * batch_size + j, subtask: subtask.key.into(), answer, prediction, score });
+            let (answer, prediction, score) = judge(&full);
+            out.push(Prediction {
+                index: chunk_index * batch_size + j,
+                subtask: subtask.key.into(),
+                answer,
+                prediction,
+                score,
+                score_no_geometry: judge(&no_geometry).2,
+                score_no_vision: judge(&no_vision).2,
+                alpha: full.2.as_ref().map(|a| a[j] as f64),
+            });
         }
     }
     out
 }
 
+/// One plain inference pass over `data` (what Table 6 times); returns the number of questions.
+pub fn time_inference<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &GeoBatcher, batch_size: usize, device: &B::Device) -> usize {
+    for chunk in data.samples.chunks(batch_size) {
+        let items = chunk.iter().map(|s| BatchItem { sample: s.clone(), mask_seed: None }).collect();
+        let out = model.forward(&batcher.batch(items, device), Mode::Infer);
+        // Reading the result back waits for the device to finish.
+        let _ = out.choice_logits.into_data();
+    }
+    data.samples.len()
+}
+
 /// Per-subtask scores in the benchmark's order, then the macro and micro averages.
 pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
+    let mean = |xs: &[f64]| 100.0 * xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let row = |subtask: &str, name: &str, metric: &str, ps: &[&Prediction]| {
+        let col = |f: fn(&Prediction) -> f64| mean(&ps.iter().map(|p| f(p)).collect::<Vec<_>>());
+        let (score, no_g, no_v) = (col(|p| p.score), col(|p| p.score_no_geometry), col(|p| p.score_no_vision));
+        let alphas: Vec<f64> = ps.iter().filter_map(|p| p.alpha).collect();
+        EvalRow {
+            subtask: subtask.into(),
+            name: name.into(),
+            metric: metric.into(),
+            questions: ps.len(),
+            score,
+            score_no_geometry: no_g,
+            score_no_vision: no_v,
+            drop_no_geometry: score - no_g,
+            drop_no_vision: score - no_v,
+            alpha: (!alphas.is_empty()).then(|| alphas.iter().sum::<f64>() / alphas.len() as f64),
+        }
+    };
     let mut rows = Vec::new();
     for st in data.subtasks {
-        let scores: Vec<f64> = predictions.iter().filter(|p| p.subtask == st.key).map(|p| p.score).collect();
-        if scores.is_empty() {
+        let ps: Vec<&Prediction> = predictions.iter().filter(|p| p.subtask == st.key).collect();
+        if ps.is_empty() {
             continue;
         }
-        rows.push(EvalRow {
-            subtask: st.key.into(),
-            name: st.name.into(),
-            metric: match st.kind {
-                AnswerKind::Choice => "accuracy".into(),
-                AnswerKind::Number => "mra".into(),
-            },
-            questions: scores.len(),
-            score: 100.0 * scores.iter().sum::<f64>() / scores.len() as f64,
+        let metric = match st.kind {
+            AnswerKind::Choice => "accuracy",
+            AnswerKind::Number => "mra",
+        };
+        rows.push(row(st.key, st.name, metric, &ps));
+    }
+    // Averages of every column, macro over subtasks and micro over questions.
+    let average = |f: fn(&EvalRow) -> f64, weighted: bool| {
+        let cells: Vec<(f64, usize)> = rows.iter().map(|r| (f(r), r.questions)).collect();
+        if weighted { metrics::micro_average(&cells) } else { metrics::macro_average(&cells) }
+    };
+    let mut averages = Vec::new();
+    for (key, name, weighted) in [("avg_macro", "Avg. (macro)", false), ("avg_micro", "Avg. (micro)", true)] {
+        let alphas: Vec<(f64, usize)> = rows.iter().filter_map(|r| r.alpha.map(|a| (a, r.questions))).collect();
+        let score = average(|r| r.score, weighted);
+        let no_g = average(|r| r.score_no_geometry, weighted);
+        let no_v = average(|r| r.score_no_vision, weighted);
+        averages.push(EvalRow {
+            subtask: key.into(),
+            name: name.into(),
+            metric: if weighted { "micro" } else { "macro" }.into(),
+            questions: predictions.len(),
+            score,
+            score_no_geometry: no_g,
+            score_no_vision: no_v,
+            drop_no_geometry: score - no_g,
+            drop_no_vision: score - no_v,
+            alpha: (!alphas.is_empty())
+                .then(|| if weighted { metrics::micro_average(&alphas) } else { metrics::macro_average(&alphas) }),
         });
     }
-    let per_subtask: Vec<(f64, usize)> = rows.iter().map(|r| (r.score, r.questions)).collect();
-    rows.push(EvalRow {
-        subtask: "avg_macro".into(),
-        name: "Avg. (macro)".into(),
-        metric: "macro".into(),
-        questions: predictions.len(),
-        score: metrics::macro_average(&per_subtask),
-    });
-    rows.push(EvalRow {
-        subtask: "avg_micro".into(),
-        name: "Avg. (micro)".into(),
-        metric: "micro".into(),
-        questions: predictions.len(),
-        score: metrics::micro_average(&per_subtask),
-    });
+    rows.extend(averages);
     rows
 }

@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::config::RunSpec;
 use crate::data::{self, Split};
 use crate::eval::{self, EvalRow};
-use crate::runs::manifest::{git_state, now_rfc3339};
+use crate::runs::manifest::{git_state, now_rfc3339, peak_rss_bytes, reset_peak_rss, Cost};
 use crate::runs::{Manifest, Provenance, RunDir, Status, StoreError};
 use crate::train::{self, StepRow};
 
@@ -69,6 +69,11 @@ pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B
         }
     }
     let config = &spec.resolved.config;
+    let checkpoints = train::Checkpoints { dir: dir.path.join("checkpoint"), every: config.train.checkpoint_every };
+    if opts.force {
+        checkpoints.clear();
+    }
+    let resume_from = checkpoints.resume_step();
     let config_toml = toml::to_string_pretty(config).expect("config serializes to TOML");
     crate::runs::write_atomic(&dir.config_path(), config_toml.as_bytes())?;
     let mut manifest = Manifest {
@@ -83,7 +88,11 @@ pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B
         started: Some(now_rfc3339()),
         ended: None,
         provenance: Provenance::collect(&opts.backend, &opts.device),
+        resumed_from_step: resume_from,
+        cost: None,
     };
+    reset_peak_rss();
+    let started = std::time::Instant::now();
     dir.write_manifest(&manifest)?;
 
     let loaded = data::load(&config.data, Split::Train).and_then(|t| Ok((t, data::load(&config.data, Split::Eval)?)));
@@ -97,12 +106,18 @@ pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B
             return Ok(Outcome::Failed { dir: dir.path, reason: e.to_string() });
         }
     };
-    let mut rows: Vec<StepRow> = Vec::new();
+    // A resumed run keeps the rows it logged before the checkpoint.
+    let mut rows: Vec<StepRow> = match resume_from {
+        Some(step) => read_rows(&dir.train_csv())?.into_iter().filter(|r| r.step < step).collect(),
+        None => Vec::new(),
+    };
     let mut write_error = None;
-    let result = train::train::<B>(config, &train_data, device, |row| {
+    let result = train::train::<B>(config, &train_data, device, Some(&checkpoints), |row| {
         rows.push(row.clone());
-        // Flush now and then so a watcher (or a crash) sees progress.
-        if rows.len() % 50 == 0 {
+        // Flush now and then so a watcher sees progress, and always just before a
+        // checkpoint is taken, so a resumed run finds every row up to it on disk.
+        let before_checkpoint = (row.step + 1) % config.train.checkpoint_every.max(1) == 0;
+        if rows.len() % 50 == 0 || before_checkpoint {
             if let Err(e) = dir.write_csv(&dir.train_csv(), &rows) {
                 write_error.get_or_insert(e);
             }
@@ -115,23 +130,43 @@ pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B
     let model = match result {
         Ok(model) => model,
         Err(e) => {
-            let train::TrainError::NonFinite { step, .. } = &e;
             manifest.status = Status::Failed;
             manifest.reason = Some(e.to_string());
-            manifest.failed_step = Some(*step);
+            if let train::TrainError::NonFinite { step, .. } = &e {
+                manifest.failed_step = Some(*step);
+            }
             manifest.ended = Some(now_rfc3339());
             dir.write_manifest(&manifest)?;
             return Ok(Outcome::Failed { dir: dir.path, reason: e.to_string() });
         }
     };
+    let train_seconds = started.elapsed().as_secs_f64();
     let batcher = train::batcher_for(config, &eval_data);
-    let inner_device = device.clone();
-    let predictions = eval::predict(&model, &eval_data, &batcher, config.eval.batch_size, &inner_device);
+    let timer = std::time::Instant::now();
+    let plain = eval::time_inference(&model, &eval_data, &batcher, config.eval.batch_size, device);
+    let infer_ms_per_sample = 1000.0 * timer.elapsed().as_secs_f64() / plain.max(1) as f64;
+    let predictions = eval::predict(&model, &eval_data, &batcher, config.eval.batch_size, device);
+    manifest.cost = Some(Cost {
+        params: burn::module::Module::num_params(&model),
+        train_seconds,
+        infer_ms_per_sample,
+        peak_rss_bytes: peak_rss_bytes(),
+    });
     let eval_rows = eval::summarize(&eval_data, &predictions);
     dir.write_csv(&dir.path.join("predictions.csv"), &predictions)?;
     dir.write_csv(&dir.eval_csv(), &eval_rows)?;
     manifest.status = Status::Done;
     manifest.ended = Some(now_rfc3339());
     dir.write_manifest(&manifest)?;
+    checkpoints.clear();
     Ok(Outcome::Done { dir: dir.path, eval: eval_rows })
+}
+
+fn read_rows(path: &std::path::Path) -> Result<Vec<StepRow>, StoreError> {
+    let format = |e: csv::Error| StoreError::Format { path: path.to_path_buf(), message: e.to_string() };
+    match csv::Reader::from_path(path) {
+        Ok(mut r) => r.deserialize().collect::<Result<_, _>>().map_err(format),
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(format(e)),
+    }
 }

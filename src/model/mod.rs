@@ -73,6 +73,16 @@ pub enum Mode {
     Infer,
 }
 
+/// A stream removed at inference, to measure how much a trained model relies on
+/// it (the geometry-reliance probes): the tokens are zeroed after their frozen
+/// tokenizer, so the rest of the model sees "no evidence" from that stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ablation {
+    None,
+    Geometry,
+    Vision,
+}
+
 /// The non-learned facts a forward pass needs.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -152,15 +162,26 @@ impl<B: Backend> GeoSr<B> {
     }
 
     pub fn forward(&self, batch: &GeoBatch<B>, mode: Mode) -> ForwardOutput<B> {
+        self.forward_ablated(batch, mode, Ablation::None)
+    }
+
+    /// [`Self::forward`] with one stream removed (see [`Ablation`]).
+    pub fn forward_ablated(&self, batch: &GeoBatch<B>, mode: Mode, ablation: Ablation) -> ForwardOutput<B> {
         let dims = self.layout.dims;
-        let f_v = self.tokenizers.vision(batch.vision.clone());
+        let mut f_v = self.tokenizers.vision(batch.vision.clone());
+        if ablation == Ablation::Vision {
+            f_v = f_v.zeros_like();
+        }
         let f_p = self.tokenizers.prompt(batch.prompt.clone());
         let prompt_pad = batch.prompt.clone().equal_elem(vocab::PAD as i64);
         let [b, n_v, _] = f_v.dims();
 
         // F^'_G: frozen geometry tokens resized to the vision grid and projected to C (Eq. 11).
         let geometry = self.align.as_ref().map(|align| {
-            let f_g = self.geometry_encoder.forward(batch.geometry.clone());
+            let mut f_g = self.geometry_encoder.forward(batch.geometry.clone());
+            if ablation == Ablation::Geometry {
+                f_g = f_g.zeros_like();
+            }
             align.forward(fusion::resize_tokens(f_g, dims.geometry, dims.vision))
         });
         let qformer = match (&self.qformer, &geometry) {

@@ -27,6 +27,36 @@ pub struct Manifest {
     pub started: Option<String>,
     pub ended: Option<String>,
     pub provenance: Provenance,
+    /// The step an interrupted run resumed from.
+    #[serde(default)]
+    pub resumed_from_step: Option<usize>,
+    /// What the run cost (Table 6), once it finished.
+    #[serde(default)]
+    pub cost: Option<Cost>,
+}
+
+/// Table 6's figures for one run, measured the same way for every variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub params: usize,
+    pub train_seconds: f64,
+    /// Wall time of the plain evaluation pass divided by its questions.
+    pub infer_ms_per_sample: f64,
+    /// Peak resident memory of the process during the run (CPU backends).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Resets the kernel's peak-RSS counter of this process, so the next
+/// [`peak_rss_bytes`] covers only what follows (Linux; a no-op elsewhere).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size (VmHWM) of this process.
+pub fn peak_rss_bytes() -> Option<u64> {
+    read_proc("/proc/self/status", "VmHWM")
+        .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 
 pub mod schedule;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -13,6 +14,7 @@ use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -39,6 +41,8 @@ pub struct StepRow {
 pub enum TrainError {
     #[error("loss became {loss} at step {step}")]
     NonFinite { step: usize, loss: f64 },
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
 }
 
 /// Total optimizer steps of a run.
@@ -72,27 +76,119 @@ fn mask_seed(run_seed: u64, step: usize, slot: usize) -> u64 {
     x
 }
 
-/// Trains a fresh model on `data`, calling `on_step` for every logged step.
+/// Where and how often a run saves its training state, so an interrupted run
+/// resumes from its last checkpoint instead of starting over.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    pub dir: PathBuf,
+    /// Save every this many steps (and after the last step).
+    pub every: usize,
+}
+
+/// The commit marker of a checkpoint: written last, atomically, after the model
+/// and optimizer records, so a half-written checkpoint is never picked up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    /// Steps already taken.
+    next_step: usize,
+    elapsed_s: f64,
+}
+
+impl Checkpoints {
+    fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The step a resumed run would start from, if a complete checkpoint exists.
+    pub fn resume_step(&self) -> Option<usize> {
+        self.read_state().map(|s| s.next_step)
+    }
+
+    fn read_state(&self) -> Option<CheckpointState> {
+        serde_json::from_slice(&std::fs::read(self.state_path()).ok()?).ok()
+    }
+
+    fn save<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
+        &self,
+        model: &GeoSr<B>,
+        optim: &O,
+        state: &CheckpointState,
+    ) -> Result<(), TrainError> {
+        let err = |e: String| TrainError::Checkpoint(format!("{}: {e}", self.dir.display()));
+        std::fs::create_dir_all(&self.dir).map_err(|e| err(e.to_string()))?;
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        // Records go to temporary names first; the rename makes each one appear whole.
+        for (name, result) in [
+            ("model", Recorder::<B>::record(&recorder, model.clone().into_record(), self.dir.join("model-partial"))),
+            ("optim", Recorder::<B>::record(&recorder, optim.to_record(), self.dir.join("optim-partial"))),
+        ] {
+            result.map_err(|e| err(e.to_string()))?;
+            std::fs::rename(self.dir.join(format!("{name}-partial.mpk")), self.dir.join(format!("{name}.mpk")))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let json = serde_json::to_vec(state).expect("state serializes");
+        crate::runs::write_atomic(&self.state_path(), &json).map_err(|e| err(e.to_string()))
+    }
+
+    fn load<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
+        &self,
+        model: GeoSr<B>,
+        optim: O,
+        device: &B::Device,
+    ) -> Result<(GeoSr<B>, O), TrainError> {
+        let err = |e: String| TrainError::Checkpoint(format!("{}: {e}", self.dir.display()));
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        let record = Recorder::<B>::load(&recorder, self.dir.join("model"), device).map_err(|e| err(e.to_string()))?;
+        let optim_record = Recorder::<B>::load(&recorder, self.dir.join("optim"), device).map_err(|e| err(e.to_string()))?;
+        Ok((model.load_record(record), optim.load_record(optim_record)))
+    }
+
+    /// Removes the checkpoint (a finished or restarted run no longer needs it).
+    pub fn clear(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Trains a model on `data`, resuming from `checkpoints` when they hold a saved
+/// state, and calling `on_step` for every logged step.
 pub fn train<B: AutodiffBackend>(
     config: &Config,
     data: &Dataset,
     device: &B::Device,
+    checkpoints: Option<&Checkpoints>,
     mut on_step: impl FnMut(&StepRow),
 ) -> Result<GeoSr<B::InnerBackend>, TrainError> {
     let t = &config.train;
-    B::seed(device, t.seed);
-    let model: GeoSr<B> = GeoSr::new(&config.model, ModelDims::of(data), device);
+    let model: GeoSr<B> = init_model(config, ModelDims::of(data), device);
     match t.optimizer {
         OptKind::Adam => {
             let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
             let optim = AdamConfig::new().with_weight_decay(decay).init::<B, GeoSr<B>>();
-            fit(config, data, device, model, optim, &mut on_step)
+            fit(config, data, device, model, optim, checkpoints, &mut on_step)
         }
         OptKind::Adamw => {
             let optim = AdamWConfig::new().with_weight_decay(t.weight_decay as f32).init::<B, GeoSr<B>>();
-            fit(config, data, device, model, optim, &mut on_step)
+            fit(config, data, device, model, optim, checkpoints, &mut on_step)
         }
     }
+}
+
+/// Builds a model from the run seed. The CPU backends draw initial weights from
+/// one process-wide generator, so seeding and drawing happen under a lock: two
+/// runs initialising at once in one process would otherwise interleave draws.
+pub fn init_model<B: Backend>(config: &Config, dims: ModelDims, device: &B::Device) -> GeoSr<B> {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, config.train.seed);
+    GeoSr::new(&config.model, dims, device)
+}
+
+/// The sample order of an epoch: a permutation seeded by the run seed and the
+/// epoch, so a resumed run sees the same batches as an uninterrupted one.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mask_seed(seed, epoch, usize::MAX)));
+    order
 }
 
 fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
@@ -101,31 +197,38 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
     device: &B::Device,
     mut model: GeoSr<B>,
     mut optim: O,
+    checkpoints: Option<&Checkpoints>,
     on_step: &mut impl FnMut(&StepRow),
 ) -> Result<GeoSr<B::InnerBackend>, TrainError> {
     let t = &config.train;
     let batcher = batcher_for(config, data);
     let total = total_steps(config, data.samples.len());
     let schedule = schedule::Schedule::new(t.schedule, t.lr, t.warmup_steps, total);
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let mut order: Vec<usize> = Vec::new();
-    let mut cursor = 0;
+    let per_epoch = data.samples.len().div_ceil(t.batch_size).max(1);
+    let mut first = 0;
+    let mut elapsed_before = 0.0;
+    if let Some(state) = checkpoints.and_then(Checkpoints::read_state) {
+        (model, optim) = checkpoints.expect("state came from here").load(model, optim, device)?;
+        first = state.next_step;
+        elapsed_before = state.elapsed_s;
+    }
     let started = Instant::now();
     let mut window = (Instant::now(), 0usize);
-    let per_epoch = data.samples.len().div_ceil(t.batch_size).max(1);
-    for step in 0..total {
-        if cursor >= order.len() {
-            order = (0..data.samples.len()).collect();
-            order.shuffle(&mut rng);
-            cursor = 0;
+    let mut order = Vec::new();
+    let mut order_epoch = usize::MAX;
+    for step in first..total {
+        let epoch = step / per_epoch;
+        if epoch != order_epoch {
+            order = epoch_order(data.samples.len(), t.seed, epoch);
+            order_epoch = epoch;
         }
-        let end = (cursor + t.batch_size).min(order.len());
-        let items: Vec<BatchItem> = order[cursor..end]
+        let begin = (step % per_epoch) * t.batch_size;
+        let end = (begin + t.batch_size).min(order.len());
+        let items: Vec<BatchItem> = order[begin..end]
             .iter()
             .enumerate()
             .map(|(slot, &i)| BatchItem { sample: data.samples[i].clone(), mask_seed: Some(mask_seed(t.seed, step, slot)) })
             .collect();
-        cursor = end;
         window.1 += items.len();
         let batch = batcher.batch(items, device);
         let out = model.forward(&batch, Mode::Train);
@@ -137,17 +240,16 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = schedule.lr(step);
         model = optim.step(lr, model, grads);
+        let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         if step % t.log_every == 0 || step + 1 == total {
             let secs = window.0.elapsed().as_secs_f64().max(1e-9);
-            on_step(&StepRow {
-                step,
-                epoch: step / per_epoch,
-                loss: loss_value,
-                lr,
-                samples_per_s: window.1 as f64 / secs,
-                elapsed_s: started.elapsed().as_secs_f64(),
-            });
+            on_step(&StepRow { step, epoch, loss: loss_value, lr, samples_per_s: window.1 as f64 / secs, elapsed_s });
             window = (Instant::now(), 0);
+        }
+        if let Some(c) = checkpoints {
+            if (step + 1) % c.every.max(1) == 0 && step + 1 < total {
+                c.save(&model, &optim, &CheckpointState { next_step: step + 1, elapsed_s })?;
+            }
         }
     }
     Ok(model.valid())
