@@ -122,6 +122,7 @@ pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
         geometry_grid: cfg.geometry_grid,
         vision_channels: VISION_CHANNELS,
         geometry_channels: GEOMETRY_CHANNELS,
+        question_types: None,
     }
 }
 

@@ -307,6 +307,7 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
             geometry_grid: meta.geometry_grid,
             vision_channels: meta.vision_channels,
             geometry_channels: meta.geometry_channels,
+            question_types: None,
         },
         ids: Vec::new(),
         question_types: Vec::new(),
@@ -341,6 +342,7 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
         set.ids.push(record.id);
         set.question_types.push(record.question_type);
     }
+    set.data.question_types = Some(set.question_types.clone());
     Ok(set)
 }
 

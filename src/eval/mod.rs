@@ -136,7 +136,9 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
             AnswerKind::Choice => "accuracy",
             AnswerKind::Number => "mra",
         };
-        rows.push(row(st.key, st.name, metric, &ps));
+        let mut r = row(st.key, st.name, metric, &ps);
+        fold_levels(data, &ps, &mut r);
+        rows.push(r);
     }
     // Averages of every column, macro over subtasks and micro over questions.
     let average = |f: fn(&EvalRow) -> f64, weighted: bool| {
@@ -165,4 +167,55 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
     }
     rows.extend(averages);
     rows
+}
+
+/// VSI-Bench scores relative direction as the unweighted mean of its easy,
+/// medium and hard levels' accuracies (a mean of means), not pooled over
+/// questions; real VSI data keeps the levels, so fold them the same way.
+fn fold_levels(data: &Dataset, ps: &[&Prediction], row: &mut EvalRow) {
+    let Some(types) = &data.question_types else { return };
+    if data.bench != crate::config::Bench::Static || row.subtask != "rel_direction" {
+        return;
+    }
+    let mut levels: std::collections::BTreeMap<&str, Vec<&Prediction>> = Default::default();
+    for p in ps {
+        levels.entry(types[p.index].as_str()).or_default().push(p);
+    }
+    let fold = |f: fn(&Prediction) -> f64| {
+        let means: Vec<f64> =
+            levels.values().map(|l| 100.0 * l.iter().map(|p| f(p)).sum::<f64>() / l.len() as f64).collect();
+        means.iter().sum::<f64>() / means.len() as f64
+    };
+    row.score = fold(|p| p.score);
+    row.score_no_geometry = fold(|p| p.score_no_geometry);
+    row.score_no_vision = fold(|p| p.score_no_vision);
+    row.drop_no_geometry = row.score - row.score_no_geometry;
+    row.drop_no_vision = row.score - row.score_no_vision;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_direction_levels_are_folded_as_a_mean_of_means() {
+        let set = crate::data::features::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vsi")).unwrap();
+        let data = set.data;
+        let rel_dir: Vec<usize> = (0..data.samples.len()).filter(|&i| data.subtasks[data.samples[i].subtask].key == "rel_direction").collect();
+        let types = data.question_types.clone().unwrap();
+        // Right on every easy and hard question, wrong on every medium one.
+        let preds: Vec<Prediction> = rel_dir
+            .iter()
+            .map(|&i| {
+                let right = if types[i].ends_with("medium") { 0.0 } else { 1.0 };
+                Prediction { index: i, subtask: "rel_direction".into(), answer: 0.0, prediction: 0.0, score: right, score_no_geometry: right, score_no_vision: 0.0, alpha: None }
+            })
+            .collect();
+        let levels: std::collections::BTreeSet<&str> = rel_dir.iter().map(|&i| types[i].as_str()).collect();
+        assert_eq!(levels.len(), 3, "the fixture has all three levels");
+        let pooled = 100.0 * preds.iter().map(|p| p.score).sum::<f64>() / preds.len() as f64;
+        let row = summarize(&data, &preds).into_iter().find(|r| r.subtask == "rel_direction").unwrap();
+        assert!((row.score - 200.0 / 3.0).abs() < 1e-9, "{}", row.score);
+        assert!((row.score - pooled).abs() > 1.0, "differs from the pooled {pooled}");
+    }
 }
