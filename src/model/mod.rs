@@ -28,40 +28,30 @@ pub struct ModelDims {
 }
 
 impl ModelDims {
-    pub fn of(data: &crate::data::Dataset) -> ModelDims {
+    fn new(vision_channels: usize, geometry_channels: usize, frames: usize, vision: [usize; 2], geometry: [usize; 2]) -> Self {
         ModelDims {
-            vision_channels: data.vision_channels,
-            geometry_channels: data.geometry_channels,
+            vision_channels,
+            geometry_channels,
             vocab: vocab::vocab_size(),
             prompt_len: vocab::PROMPT_LEN,
-            vision: Grid { frames: data.frames, h: data.vision_grid[0], w: data.vision_grid[1] },
-            geometry: Grid { frames: data.frames, h: data.geometry_grid[0], w: data.geometry_grid[1] },
+            vision: Grid { frames, h: vision[0], w: vision[1] },
+            geometry: Grid { frames, h: geometry[0], w: geometry[1] },
         }
+    }
+
+    pub fn of(data: &crate::data::Dataset) -> ModelDims {
+        ModelDims::new(data.vision_channels, data.geometry_channels, data.frames, data.vision_grid, data.geometry_grid)
     }
 
     /// The dimensions a data config implies, without generating any data
     /// (precomputed features have theirs in `meta.json`).
     pub fn for_config(data: &crate::config::DataConfig) -> Result<ModelDims, crate::data::features::FeatureError> {
         if data.source == crate::config::DataSource::Features {
-            let meta = crate::data::features::load_meta(std::path::Path::new(&data.features.train))?;
-            return Ok(ModelDims {
-                vision_channels: meta.vision_channels,
-                geometry_channels: meta.geometry_channels,
-                vocab: vocab::vocab_size(),
-                prompt_len: vocab::PROMPT_LEN,
-                vision: Grid { frames: meta.frames, h: meta.vision_grid[0], w: meta.vision_grid[1] },
-                geometry: Grid { frames: meta.frames, h: meta.geometry_grid[0], w: meta.geometry_grid[1] },
-            });
+            let m = crate::data::features::load_meta(std::path::Path::new(&data.features.train))?;
+            return Ok(ModelDims::new(m.vision_channels, m.geometry_channels, m.frames, m.vision_grid, m.geometry_grid));
         }
         let (vision_channels, geometry_channels) = crate::data::channels(data.bench);
-        Ok(ModelDims {
-            vision_channels,
-            geometry_channels,
-            vocab: vocab::vocab_size(),
-            prompt_len: vocab::PROMPT_LEN,
-            vision: Grid { frames: data.frames, h: data.vision_grid[0], w: data.vision_grid[1] },
-            geometry: Grid { frames: data.frames, h: data.geometry_grid[0], w: data.geometry_grid[1] },
-        })
+        Ok(ModelDims::new(vision_channels, geometry_channels, data.frames, data.vision_grid, data.geometry_grid))
     }
 }
 
