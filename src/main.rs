@@ -326,7 +326,10 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::
     let mut failed = 0;
     for (i, spec) in runs.iter().enumerate() {
         println!("[{}/{}] {} seed {} ({})", i + 1, runs.len(), spec.label, spec.seed, spec.id);
-        match launch::run_one::<B>(spec, opts, device)? {
+        let mut watcher = StepWatcher::new();
+        let outcome = launch::run_one::<B>(spec, opts, device, &mut |row, total| watcher.update(row, total));
+        watcher.finish();
+        match outcome? {
             Outcome::Done { dir, eval } => {
                 println!("  {:<22} {:>6} {:>5}  {:>8} {:>8} {:>6}", "subtask", "score", "n", "-geo", "-vision", "alpha");
                 for row in &eval {
@@ -346,4 +349,45 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::
         }
     }
     Ok(failed)
+}
+
+/// Training progress a person can watch: a progress bar with loss, throughput and
+/// ETA on a terminal; a plain line every tenth of the run otherwise (CI, Slurm logs).
+struct StepWatcher {
+    bar: Option<indicatif::ProgressBar>,
+    interactive: bool,
+}
+
+impl StepWatcher {
+    fn new() -> StepWatcher {
+        use std::io::IsTerminal;
+        StepWatcher { bar: None, interactive: std::io::stdout().is_terminal() }
+    }
+
+    fn update(&mut self, row: &geosr::train::StepRow, total: usize) {
+        let done = row.step + 1;
+        if self.interactive {
+            let bar = self.bar.get_or_insert_with(|| {
+                let bar = indicatif::ProgressBar::new(total as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("  {bar:30} {pos}/{len} steps  {msg}  eta {eta}")
+                        .expect("valid template"),
+                );
+                bar
+            });
+            bar.set_position(done as u64);
+            bar.set_message(format!("loss {:.4}  {:.0} samples/s", row.loss, row.samples_per_s));
+        } else if done == total || done % (total / 10).max(1) == 0 {
+            println!(
+                "  step {done}/{total}  loss {:.4}  lr {:.2e}  {:.0} samples/s  {:.0}s",
+                row.loss, row.lr, row.samples_per_s, row.elapsed_s
+            );
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }

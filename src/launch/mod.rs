@@ -58,7 +58,15 @@ pub fn check_clean(spec: &RunSpec, opts: &RunOptions) -> Result<(), StoreError> 
 
 /// Trains and evaluates one run, storing config, manifest, train.csv, eval.csv
 /// and predictions.csv in its folder.
-pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B::Device) -> Result<Outcome, StoreError> {
+/// Something that watches training: called with each logged step and the run's total steps.
+pub type Progress<'a> = &'a mut dyn FnMut(&StepRow, usize);
+
+pub fn run_one<B: AutodiffBackend>(
+    spec: &RunSpec,
+    opts: &RunOptions,
+    device: &B::Device,
+    progress: Progress<'_>,
+) -> Result<Outcome, StoreError> {
     check_clean(spec, opts)?;
     let dir = run_dir(spec);
     if !opts.force {
@@ -112,7 +120,9 @@ pub fn run_one<B: AutodiffBackend>(spec: &RunSpec, opts: &RunOptions, device: &B
         None => Vec::new(),
     };
     let mut write_error = None;
+    let total = train::total_steps(config, train_data.samples.len());
     let result = train::train::<B>(config, &train_data, device, Some(&checkpoints), |row| {
+        progress(row, total);
         rows.push(row.clone());
         // Flush now and then so a watcher sees progress, and always just before a
         // checkpoint is taken, so a resumed run finds every row up to it on disk.
