@@ -199,12 +199,15 @@ fn real_main() -> Result<ExitCode> {
                 None => exp.file.variants.iter().collect(),
             };
             let mut b = Builder::default();
-            b.push_record(["variant", "backend", "params", "train ms/step", "train samples/s", "infer ms/sample"]);
+            b.push_record(["variant", "backend", "params", "train ms/step", "train samples/s", "train GFLOP/s", "infer ms/sample", "infer GFLOP/s"]);
             for v in chosen {
                 let spec = exp.run_spec(v, &exp.sweep_points()[0], exp.file.seeds[0], &env, &sets)?;
                 let config = &spec.resolved.config;
                 let data = geosr::data::load(&config.data, geosr::data::Split::Train)?;
                 let params = param_count(config, &data).to_string();
+                let dims = geosr::model::ModelDims::of(&data);
+                let forward = geosr::model::flops::forward_flops(&config.model, &dims) as f64;
+                let step_flops = geosr::model::flops::train_step_flops(&config.model, &dims, config.train.batch_size) as f64;
                 let mut record = |name: &str, (rows, infer): (Vec<geosr::train::StepRow>, f64)| {
                     let (first, last) = (&rows[2], &rows[rows.len() - 1]);
                     let per_step = (last.elapsed_s - first.elapsed_s) / (last.step - first.step) as f64;
@@ -214,13 +217,19 @@ fn real_main() -> Result<ExitCode> {
                         params.clone(),
                         format!("{:.1}", 1000.0 * per_step),
                         format!("{:.0}", config.train.batch_size as f64 / per_step),
+                        format!("{:.2}", step_flops / per_step / 1e9),
                         format!("{:.3}", 1000.0 * infer),
+                        format!("{:.2}", forward / infer / 1e9),
                     ]);
                 };
                 record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
                 record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
             }
-            println!("# {}: {} timed training steps after 3 warm-up steps; inference over the training split", exp.name, steps);
+            println!(
+                "# {}: {} timed training steps after 3 warm-up steps; inference over the training split; \
+                 GFLOP/s from an analytic count of matrix products (a training step = 3 x forward)",
+                exp.name, steps
+            );
             println!("{}", b.build().with(Style::psql()));
         }
         Command::Run { experiment, variant, seed, overrides, require_clean, force, device, backend } => {
@@ -301,8 +310,8 @@ fn bench_one<B: AutodiffBackend>(
     let model = geosr::train::train::<B>(config, data, device, None, |r| rows.push(r.clone()))?;
     let batcher = geosr::train::batcher_for(config, data);
     let start = std::time::Instant::now();
-    geosr::eval::predict(&model, data, &batcher, config.eval.batch_size, device);
-    Ok((rows, start.elapsed().as_secs_f64() / data.samples.len() as f64))
+    let n = geosr::eval::time_inference(&model, data, &batcher, config.eval.batch_size, device);
+    Ok((rows, start.elapsed().as_secs_f64() / n.max(1) as f64))
 }
 
 fn param_count(config: &geosr::config::Config, data: &geosr::data::Dataset) -> usize {

@@ -3,6 +3,7 @@
 //! A [`GeoSr`] built from a [`ModelConfig`] is any row of the paper's ablations.
 
 pub mod backbone;
+pub mod flops;
 pub mod fusion;
 pub mod masking;
 pub mod tokenizers;
