@@ -65,6 +65,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
     },
+    /// Rebuild an experiment's table from its stored runs.
+    Table {
+        experiment: String,
+        #[arg(long, value_enum, default_value_t = TableFormat::Term)]
+        format: TableFormat,
+        /// Put the paper's numbers beside ours.
+        #[arg(long)]
+        reference: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Done, running, failed and pending runs per variant and seed.
+    Status {
+        experiment: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Score a predictions file from any model with the benchmark's official protocol.
     Score {
         /// vsi (VSI-Bench: macro average over 8 subtasks) or dsr (DSR-Bench: question-weighted).
@@ -101,6 +118,14 @@ enum ConfigCommand {
         #[command(flatten)]
         overrides: Overrides,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TableFormat {
+    Term,
+    Md,
+    Csv,
+    Latex,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -181,6 +206,35 @@ fn real_main() -> Result<ExitCode> {
                 b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, format!("{status:?}").to_lowercase(), dir]);
             }
             println!("{}", b.build().with(Style::psql()));
+        }
+        Command::Table { experiment, format, reference, overrides } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let table = geosr::report::table::build(&exp, &plan, reference)?;
+            let format = match format {
+                TableFormat::Term => geosr::report::table::Format::Term,
+                TableFormat::Md => geosr::report::table::Format::Markdown,
+                TableFormat::Csv => geosr::report::table::Format::Csv,
+                TableFormat::Latex => geosr::report::table::Format::Latex,
+            };
+            print!("{}", table.render(format));
+        }
+        Command::Status { experiment, overrides } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut b = Builder::default();
+            b.push_record(["label", "seed", "status"]);
+            for (label, seed, status) in geosr::report::table::statuses(&plan)? {
+                let status = format!("{status:?}").to_lowercase();
+                *counts.entry(status.clone()).or_default() += 1;
+                b.push_record([label, seed.to_string(), status]);
+            }
+            println!("{}", b.build().with(Style::psql()));
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            println!("{}: {} runs: {}", exp.name, plan.len(), summary.join(", "));
         }
         Command::Score { bench, predictions } => {
             let bench = match bench {

@@ -1,3 +1,4 @@
 //! Reports: the paper's reference numbers (and, later, tables and plots).
 
 pub mod paper;
+pub mod table;

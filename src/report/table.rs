@@ -1,0 +1,293 @@
+//! Paper-style tables rebuilt from stored runs only: one row per variant (and
+//! sweep point), the paper's check-mark columns, per-subtask columns and Avg.,
+//! mean ± std over seeds, best and second best marked, and optionally the
+//! paper's own numbers beside ours.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Average, Experiment, RunSpec};
+use crate::eval::EvalRow;
+use crate::runs::{RunDir, Status, StoreError};
+
+use super::paper::PaperTable;
+
+/// One cell: a metric over the seeds that finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub values: Vec<f64>,
+}
+
+impl Cell {
+    pub fn mean(&self) -> Option<f64> {
+        (!self.values.is_empty()).then(|| self.values.iter().sum::<f64>() / self.values.len() as f64)
+    }
+
+    /// Sample standard deviation (n - 1); 0 for a single seed.
+    pub fn std(&self) -> Option<f64> {
+        let m = self.mean()?;
+        let n = self.values.len();
+        if n < 2 {
+            return Some(0.0);
+        }
+        Some((self.values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub label: String,
+    pub name: String,
+    /// Ticked check-mark columns, in the experiment's order.
+    pub marks: Vec<bool>,
+    pub cells: Vec<Cell>,
+    /// The paper's value for each column, when the paper has this row.
+    pub paper: Vec<Option<f64>>,
+    pub seeds_done: usize,
+    pub seeds_planned: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub title: String,
+    pub marks: Vec<String>,
+    /// Column keys (subtask keys, then `avg`) and their headers.
+    pub columns: Vec<(String, String)>,
+    pub rows: Vec<Row>,
+}
+
+fn read_eval(dir: &RunDir) -> Result<Vec<EvalRow>, StoreError> {
+    let path = dir.eval_csv();
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| StoreError::Format { path: path.clone(), message: e.to_string() })?;
+    reader
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Format { path, message: e.to_string() })
+}
+
+/// Builds the table of `exp` from the runs in `plan` that are done.
+pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Table, StoreError> {
+    let mut groups: BTreeMap<usize, (String, String, Vec<&RunSpec>)> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for spec in plan {
+        if !order.contains(&spec.label) {
+            order.push(spec.label.clone());
+        }
+        let idx = order.iter().position(|l| l == &spec.label).expect("just pushed");
+        groups.entry(idx).or_insert_with(|| (spec.label.clone(), spec.variant.clone(), Vec::new())).2.push(spec);
+    }
+    let mut evals: BTreeMap<String, Vec<Vec<EvalRow>>> = BTreeMap::new();
+    let mut subtask_names: Vec<(String, String)> = Vec::new();
+    let mut average = Average::Macro;
+    if let Some(first) = plan.first() {
+        for st in crate::data::subtasks(first.resolved.config.data.bench) {
+            subtask_names.push((st.key.to_string(), st.name.to_string()));
+        }
+    }
+    for (label, _, specs) in groups.values() {
+        for spec in specs {
+            average = spec.resolved.config.eval.average;
+            let dir = crate::launch::run_dir(spec);
+            if dir.read_manifest()?.map(|m| m.status) != Some(Status::Done) {
+                continue;
+            }
+            let rows = read_eval(&dir)?;
+            for r in rows.iter().filter(|r| !r.subtask.starts_with("avg_")) {
+                if !subtask_names.iter().any(|(k, _)| k == &r.subtask) {
+                    subtask_names.push((r.subtask.clone(), r.name.clone()));
+                }
+            }
+            evals.entry(label.clone()).or_default().push(rows);
+        }
+    }
+    // The experiment's column order when it gives one, else the order runs report.
+    let mut columns: Vec<(String, String)> = if exp.file.columns.is_empty() {
+        subtask_names.clone()
+    } else {
+        exp.file
+            .columns
+            .iter()
+            .map(|k| {
+                let name = subtask_names.iter().find(|(key, _)| key == k).map_or(k.clone(), |(_, n)| n.clone());
+                (k.clone(), name)
+            })
+            .collect()
+    };
+    let avg_key = match average {
+        Average::Macro => "avg_macro",
+        Average::Micro => "avg_micro",
+    };
+    columns.push(("avg".into(), "Avg.".into()));
+
+    let paper = match (&exp.file.reference, reference) {
+        (Some(path), true) => PaperTable::load(&exp.root.join(path)).ok(),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    for (label, variant, specs) in groups.values() {
+        let v = exp.variant(variant).expect("planned from the experiment");
+        let runs = evals.get(label).map(Vec::as_slice).unwrap_or(&[]);
+        let cells = columns
+            .iter()
+            .map(|(key, _)| {
+                let key = if key == "avg" { avg_key } else { key.as_str() };
+                Cell { values: runs.iter().filter_map(|r| r.iter().find(|e| e.subtask == key).map(|e| e.score)).collect() }
+            })
+            .collect();
+        let paper_row = paper.as_ref().and_then(|p| p.row(&v.label).or_else(|| p.row(&v.name)));
+        let paper_values = columns
+            .iter()
+            .map(|(key, _)| paper.as_ref().zip(paper_row).and_then(|(p, r)| p.number(r, key)))
+            .collect();
+        rows.push(Row {
+            label: label.clone(),
+            name: v.name.clone(),
+            marks: exp.file.marks.iter().map(|m| v.marks.contains(m)).collect(),
+            cells,
+            paper: paper_values,
+            seeds_done: runs.len(),
+            seeds_planned: specs.len(),
+        });
+    }
+    Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Term,
+    Markdown,
+    Csv,
+    Latex,
+}
+
+/// Rank of each row's mean in column `c`: 1 = best, 2 = second best (higher is better).
+fn ranks(table: &Table, c: usize) -> Vec<Option<usize>> {
+    let mut means: Vec<f64> = table.rows.iter().filter_map(|r| r.cells[c].mean()).collect();
+    means.sort_by(|a, b| b.total_cmp(a));
+    means.dedup();
+    table
+        .rows
+        .iter()
+        .map(|r| r.cells[c].mean().and_then(|m| means.iter().position(|x| *x == m)).map(|p| p + 1).filter(|&p| p <= 2))
+        .collect()
+}
+
+impl Table {
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Csv => self.csv(),
+            Format::Latex => self.latex(),
+            Format::Term | Format::Markdown => self.text(format),
+        }
+    }
+
+    fn has_paper(&self) -> bool {
+        self.rows.iter().any(|r| r.paper.iter().any(Option::is_some))
+    }
+
+    fn text(&self, format: Format) -> String {
+        use tabled::{builder::Builder, settings::Style};
+        let ranks: Vec<Vec<Option<usize>>> = (0..self.columns.len()).map(|c| ranks(self, c)).collect();
+        let mut b = Builder::default();
+        let mut header = vec!["Setting".to_string()];
+        header.extend(self.marks.iter().cloned());
+        for (_, name) in &self.columns {
+            header.push(name.clone());
+            if self.has_paper() {
+                header.push(format!("{name} (paper)"));
+            }
+        }
+        header.push("seeds".into());
+        b.push_record(header);
+        for (i, row) in self.rows.iter().enumerate() {
+            let mut rec = vec![row.label.clone()];
+            rec.extend(row.marks.iter().map(|&m| if m { "✓".to_string() } else { String::new() }));
+            for (c, cell) in row.cells.iter().enumerate() {
+                let text = match (cell.mean(), cell.std()) {
+                    (Some(m), Some(s)) => format!("{m:.1} ± {s:.1}"),
+                    _ => "–".into(),
+                };
+                rec.push(match (format, ranks[c][i]) {
+                    (Format::Markdown, Some(1)) => format!("**{text}**"),
+                    (Format::Markdown, Some(2)) => format!("_{text}_"),
+                    (Format::Term, Some(1)) => format!("{text} ①"),
+                    (Format::Term, Some(2)) => format!("{text} ②"),
+                    _ => text,
+                });
+                if self.has_paper() {
+                    rec.push(row.paper[c].map(|p| format!("{p:.1}")).unwrap_or_else(|| "–".into()));
+                }
+            }
+            rec.push(format!("{}/{}", row.seeds_done, row.seeds_planned));
+            b.push_record(rec);
+        }
+        let mut table = b.build();
+        let body = match format {
+            Format::Markdown => table.with(Style::markdown()).to_string(),
+            _ => table.with(Style::psql()).to_string(),
+        };
+        let legend = match format {
+            Format::Markdown => "Mean ± std over seeds; **best**, _second best_.",
+            _ => "Mean ± std over seeds; ① best, ② second best.",
+        };
+        format!("{}\n\n{body}\n\n{legend}\n", self.title)
+    }
+
+    fn csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(["setting", "column", "mean", "std", "seeds", "rank", "paper"]).expect("in memory");
+        for c in 0..self.columns.len() {
+            let ranks = ranks(self, c);
+            for (i, row) in self.rows.iter().enumerate() {
+                let cell = &row.cells[c];
+                let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
+                w.write_record([
+                    row.label.clone(),
+                    self.columns[c].0.clone(),
+                    opt(cell.mean()),
+                    opt(cell.std()),
+                    cell.values.len().to_string(),
+                    ranks[i].map(|r| r.to_string()).unwrap_or_default(),
+                    opt(row.paper[c]),
+                ])
+                .expect("in memory");
+            }
+        }
+        String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8")
+    }
+
+    fn latex(&self) -> String {
+        let esc = |s: &str| s.replace('&', "\\&").replace('%', "\\%").replace('_', "\\_").replace('#', "\\#");
+        let ranks: Vec<Vec<Option<usize>>> = (0..self.columns.len()).map(|c| ranks(self, c)).collect();
+        let mut out = String::new();
+        out.push_str(&format!("% {}\n", esc(&self.title)));
+        out.push_str(&format!("\\begin{{tabular}}{{l{}{}}}\n\\toprule\n", "c".repeat(self.marks.len()), "c".repeat(self.columns.len())));
+        let mut header = vec!["Setting".to_string()];
+        header.extend(self.marks.iter().map(|m| esc(m)));
+        header.extend(self.columns.iter().map(|(_, n)| esc(n)));
+        out.push_str(&format!("{} \\\\\n\\midrule\n", header.join(" & ")));
+        for (i, row) in self.rows.iter().enumerate() {
+            let mut rec = vec![format!("({})", esc(&row.label))];
+            rec.extend(row.marks.iter().map(|&m| if m { "\\checkmark".to_string() } else { String::new() }));
+            for (c, cell) in row.cells.iter().enumerate() {
+                let text = match (cell.mean(), cell.std()) {
+                    (Some(m), Some(s)) => format!("{m:.1}$\\pm${s:.1}"),
+                    _ => "--".into(),
+                };
+                rec.push(match ranks[c][i] {
+                    Some(1) => format!("\\textbf{{{text}}}"),
+                    Some(2) => format!("\\underline{{{text}}}"),
+                    _ => text,
+                });
+            }
+            out.push_str(&format!("{} \\\\\n", rec.join(" & ")));
+        }
+        out.push_str("\\bottomrule\n\\end{tabular}\n");
+        out
+    }
+}
+
+/// Per run of a plan: its label, seed and stored status.
+pub fn statuses(plan: &[RunSpec]) -> Result<Vec<(String, u64, Status)>, StoreError> {
+    plan.iter().map(|s| Ok((s.label.clone(), s.seed, crate::launch::status(s)?))).collect()
+}
+

@@ -1,0 +1,101 @@
+//! Tables rebuilt from stored runs.
+
+mod common;
+
+use common::Project;
+use geosr::config::Experiment;
+use geosr::eval::EvalRow;
+use geosr::report::table::{build, Format};
+use geosr::runs::{Manifest, Provenance, RunDir, Status};
+
+const EXP: &str = r#"
+title = "T"
+seeds = [0, 1]
+reference = "paper.csv"
+marks = ["Geo. Mask."]
+columns = ["obj_count", "abs_distance"]
+[[variants]]
+label = "a"
+name = "Ours"
+marks = ["Geo. Mask."]
+set = { "model.mask.kind" = "random" }
+[[variants]]
+label = "b"
+set = { "model.mask.kind" = "none" }
+"#;
+
+fn row(subtask: &str, score: f64) -> EvalRow {
+    EvalRow {
+        subtask: subtask.into(),
+        name: subtask.into(),
+        metric: "accuracy".into(),
+        questions: 10,
+        score,
+        score_no_geometry: score,
+        score_no_vision: score,
+        drop_no_geometry: 0.0,
+        drop_no_vision: 0.0,
+        alpha: None,
+    }
+}
+
+/// Stores a finished run with the given scores (obj_count, abs_distance, avg_macro).
+fn store(spec: &geosr::config::RunSpec, root: &std::path::Path, scores: [f64; 3]) {
+    let dir = RunDir::new(&root.join("results"), &spec.experiment, &spec.dir_name());
+    dir.write_csv(&dir.eval_csv(), &[row("obj_count", scores[0]), row("abs_distance", scores[1]), row("avg_macro", scores[2])]).unwrap();
+    dir.write_manifest(&Manifest {
+        experiment: spec.experiment.clone(),
+        label: spec.label.clone(),
+        variant: spec.variant.clone(),
+        seed: spec.seed,
+        run_id: spec.id.clone(),
+        status: Status::Done,
+        reason: None,
+        failed_step: None,
+        started: None,
+        ended: None,
+        provenance: Provenance::collect("flex", "cpu"),
+        resumed_from_step: None,
+        cost: None,
+    })
+    .unwrap();
+}
+
+#[test]
+fn table_reports_mean_std_ranks_and_the_papers_numbers() {
+    let p = Project::new();
+    p.write("paper.csv", "setting,obj_count,abs_distance,avg\na,68.3,38.7,51.9\n");
+    let path = p.write("experiments/t.toml", EXP);
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let results = p.path().join("results");
+    let sets = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", results.display())]).unwrap();
+    let plan = exp.plan(&[], &sets).unwrap();
+    assert_eq!(plan.len(), 4);
+    // a: two seeds; b: one seed done, one missing.
+    store(&plan[0], p.path(), [60.0, 40.0, 50.0]);
+    store(&plan[1], p.path(), [70.0, 44.0, 57.0]);
+    store(&plan[2], p.path(), [50.0, 48.0, 49.0]);
+
+    let t = build(&exp, &plan, true).unwrap();
+    assert_eq!(t.columns.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["obj_count", "abs_distance", "avg"]);
+    assert_eq!(t.columns[0].1, "Obj. Cnt.");
+    let a = &t.rows[0];
+    assert_eq!((a.seeds_done, a.seeds_planned), (2, 2));
+    assert_eq!(a.cells[0].mean(), Some(65.0));
+    assert!((a.cells[0].std().unwrap() - 50f64.sqrt()).abs() < 1e-9, "sample std of 60 and 70");
+    assert_eq!(a.cells[2].mean(), Some(53.5));
+    assert_eq!(a.paper, vec![Some(68.3), Some(38.7), Some(51.9)]);
+    assert_eq!(a.marks, vec![true]);
+    let b = &t.rows[1];
+    assert_eq!((b.seeds_done, b.seeds_planned), (1, 2));
+    assert_eq!(b.paper, vec![None, None, None]);
+
+    let md = t.render(Format::Markdown);
+    assert!(md.contains("**65.0 ± 7.1**"), "{md}");
+    assert!(md.contains("**48.0 ± 0.0**") && md.contains("_42.0 ± 2.8_"), "{md}");
+    assert!(md.contains("| 2/2 ") && md.contains("| 1/2 "), "{md}");
+    let latex = t.render(Format::Latex);
+    assert!(latex.contains("\\textbf{65.0$\\pm$7.1}") && latex.contains("\\checkmark"), "{latex}");
+    let csv = t.render(Format::Csv);
+    assert!(csv.lines().any(|l| l == "a,obj_count,65.0000,7.0711,2,1,68.3000"), "{csv}");
+}
