@@ -219,6 +219,10 @@ fn real_main() -> Result<ExitCode> {
                 TableFormat::Latex => geosr::report::table::Format::Latex,
             };
             print!("{}", table.render(format));
+            if !exp.file.claims.is_empty() && matches!(format, geosr::report::table::Format::Term | geosr::report::table::Format::Markdown) {
+                let verdicts = geosr::report::claims::check(&exp.file.claims, &plan, 2000)?;
+                print!("\n{}", geosr::report::claims::render(&verdicts));
+            }
         }
         Command::Status { experiment, overrides } => {
             let exp = Experiment::load(&experiment)?;

@@ -99,3 +99,48 @@ fn table_reports_mean_std_ranks_and_the_papers_numbers() {
     let csv = t.render(Format::Csv);
     assert!(csv.lines().any(|l| l == "a,obj_count,65.0000,7.0711,2,1,68.3000"), "{csv}");
 }
+
+fn store_predictions(spec: &geosr::config::RunSpec, root: &std::path::Path, right: impl Fn(usize) -> bool) {
+    store(spec, root, [0.0, 0.0, 0.0]);
+    let dir = RunDir::new(&root.join("results"), &spec.experiment, &spec.dir_name());
+    let preds: Vec<geosr::eval::Prediction> = (0..200)
+        .map(|i| {
+            let s = if right(i) { 1.0 } else { 0.0 };
+            geosr::eval::Prediction {
+                index: i,
+                subtask: if i % 2 == 0 { "obj_count".into() } else { "abs_distance".into() },
+                answer: 0.0,
+                prediction: 0.0,
+                score: s,
+                score_no_geometry: s,
+                score_no_vision: s,
+                alpha: None,
+            }
+        })
+        .collect();
+    dir.write_csv(&dir.path.join("predictions.csv"), &preds).unwrap();
+}
+
+#[test]
+fn claims_are_checked_with_a_bootstrap_interval() {
+    let p = Project::new();
+    let path = p.write("experiments/t.toml", &EXP.replace("title = \"T\"", "title = \"T\"\nclaims = [\"a > b\", \"b > a\"]"));
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let results = p.path().join("results");
+    let sets = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", results.display())]).unwrap();
+    let plan = exp.plan(&[], &sets).unwrap();
+    // a is right on 80% of questions, b on 50%, for both seeds.
+    store_predictions(&plan[0], p.path(), |i| i % 10 < 8);
+    store_predictions(&plan[1], p.path(), |i| (i / 2) % 10 < 8);
+    store_predictions(&plan[2], p.path(), |i| i % 4 < 2);
+    store_predictions(&plan[3], p.path(), |i| (i / 2) % 4 < 2);
+    let v = geosr::report::claims::check(&exp.file.claims, &plan, 500).unwrap();
+    assert_eq!(v.len(), 2);
+    let d = v[0].difference.unwrap();
+    assert!((d - 30.0).abs() < 1e-9, "{d}");
+    let (lo, hi) = v[0].ci95.unwrap();
+    assert!(lo > 15.0 && hi < 45.0 && lo < d && d < hi, "[{lo}, {hi}]");
+    assert_eq!(v[0].outcome(), "held");
+    assert_eq!(v[1].outcome(), "did not hold");
+    assert_eq!(v[0].seeds, (2, 2));
+}

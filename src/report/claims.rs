@@ -1,0 +1,181 @@
+//! The paper's claims as comparisons between rows ("a > b"), checked on our runs
+//! with a bootstrap 95% confidence interval of the difference in Avg. that
+//! resamples both seeds and questions.
+//!
+//! Each bootstrap draw resamples the seeds of each row (with replacement) and,
+//! once for all runs, the evaluation questions within each subtask (the rows
+//! share one evaluation set, so the question draw is paired). Avg. is then
+//! recomputed per run the way the table reports it (macro over subtasks or
+//! micro over questions) and the rows' means are compared.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Average, RunSpec};
+use crate::eval::Prediction;
+use crate::runs::{RunDir, Status, StoreError};
+
+/// A parsed claim `left > right` (a claim written with `<` is stored flipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub text: String,
+    pub better: String,
+    pub worse: String,
+}
+
+pub fn parse(text: &str) -> Option<Claim> {
+    let (l, r, flip) = if let Some((l, r)) = text.split_once('>') {
+        (l, r, false)
+    } else {
+        let (l, r) = text.split_once('<')?;
+        (l, r, true)
+    };
+    let (l, r) = (l.trim().to_string(), r.trim().to_string());
+    if l.is_empty() || r.is_empty() {
+        return None;
+    }
+    let (better, worse) = if flip { (r, l) } else { (l, r) };
+    Some(Claim { text: text.trim().to_string(), better, worse })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub claim: Claim,
+    /// Observed Avg.(better) - Avg.(worse), in points; `None` without runs on both sides.
+    pub difference: Option<f64>,
+    pub ci95: Option<(f64, f64)>,
+    pub seeds: (usize, usize),
+}
+
+impl Verdict {
+    /// "held" (difference > 0 and the interval excludes 0), "held, not significant",
+    /// "did not hold", or "no runs".
+    pub fn outcome(&self) -> &'static str {
+        match (self.difference, self.ci95) {
+            (Some(d), Some((lo, _))) if d > 0.0 && lo > 0.0 => "held",
+            (Some(d), _) if d > 0.0 => "held, not significant",
+            (Some(_), _) => "did not hold",
+            _ => "no runs",
+        }
+    }
+}
+
+/// Per-question scores of one finished run, in question order.
+fn load_scores(dir: &RunDir) -> Result<Vec<Prediction>, StoreError> {
+    let path = dir.path.join("predictions.csv");
+    let mut r = csv::Reader::from_path(&path).map_err(|e| StoreError::Format { path: path.clone(), message: e.to_string() })?;
+    let mut rows: Vec<Prediction> =
+        r.deserialize().collect::<Result<_, _>>().map_err(|e| StoreError::Format { path, message: e.to_string() })?;
+    rows.sort_by_key(|p| p.index);
+    Ok(rows)
+}
+
+/// Avg. of one run over the questions `picks` (indices into its predictions).
+fn average(preds: &[Prediction], picks: &[usize], how: Average) -> f64 {
+    let mut by_subtask: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for &i in picks {
+        let e = by_subtask.entry(preds[i].subtask.as_str()).or_default();
+        e.0 += preds[i].score;
+        e.1 += 1;
+    }
+    let cells: Vec<(f64, usize)> = by_subtask.values().map(|(s, n)| (100.0 * s / *n as f64, *n)).collect();
+    match how {
+        Average::Macro => crate::eval::metrics::macro_average(&cells),
+        Average::Micro => crate::eval::metrics::micro_average(&cells),
+    }
+}
+
+/// Checks each claim on the finished runs of `plan`, with `draws` bootstrap draws.
+pub fn check(claims: &[String], plan: &[RunSpec], draws: usize) -> Result<Vec<Verdict>, StoreError> {
+    let mut runs: BTreeMap<String, Vec<Vec<Prediction>>> = BTreeMap::new();
+    let mut how = Average::Macro;
+    for spec in plan {
+        how = spec.resolved.config.eval.average;
+        let dir = crate::launch::run_dir(spec);
+        if dir.read_manifest()?.map(|m| m.status) == Some(Status::Done) {
+            runs.entry(spec.label.clone()).or_default().push(load_scores(&dir)?);
+        }
+    }
+    let mut verdicts = Vec::new();
+    for text in claims {
+        let Some(claim) = parse(text) else { continue };
+        let empty = Vec::new();
+        let (x, y) = (runs.get(&claim.better).unwrap_or(&empty), runs.get(&claim.worse).unwrap_or(&empty));
+        let seeds = (x.len(), y.len());
+        if x.is_empty() || y.is_empty() {
+            verdicts.push(Verdict { claim, difference: None, ci95: None, seeds });
+            continue;
+        }
+        let n = x[0].len();
+        let paired = x.iter().chain(y.iter()).all(|r| r.len() == n && r.iter().zip(&x[0]).all(|(a, b)| a.subtask == b.subtask));
+        let all: Vec<usize> = (0..n).collect();
+        let mean_avg = |rs: &[&Vec<Prediction>], picks: &dyn Fn(&Vec<Prediction>) -> Vec<usize>| {
+            rs.iter().map(|r| average(r, &picks(r), how)).sum::<f64>() / rs.len() as f64
+        };
+        let every = |r: &Vec<Prediction>| (0..r.len()).collect::<Vec<_>>();
+        let xr: Vec<&Vec<Prediction>> = x.iter().collect();
+        let yr: Vec<&Vec<Prediction>> = y.iter().collect();
+        let difference = mean_avg(&xr, &every) - mean_avg(&yr, &every);
+        // Questions grouped by subtask, for stratified resampling.
+        let mut strata: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for &i in &all {
+            strata.entry(x[0][i].subtask.as_str()).or_default().push(i);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5EED);
+        let mut diffs = Vec::with_capacity(draws);
+        for _ in 0..draws {
+            let xs: Vec<&Vec<Prediction>> = (0..x.len()).map(|_| &x[rng.random_range(0..x.len())]).collect();
+            let ys: Vec<&Vec<Prediction>> = (0..y.len()).map(|_| &y[rng.random_range(0..y.len())]).collect();
+            let d = if paired {
+                let picks: Vec<usize> =
+                    strata.values().flat_map(|idx| (0..idx.len()).map(|_| idx[rng.random_range(0..idx.len())]).collect::<Vec<_>>()).collect();
+                mean_avg(&xs, &|_| picks.clone()) - mean_avg(&ys, &|_| picks.clone())
+            } else {
+                mean_avg(&xs, &every) - mean_avg(&ys, &every)
+            };
+            diffs.push(d);
+        }
+        diffs.sort_by(f64::total_cmp);
+        let q = |p: f64| diffs[((p * (draws - 1) as f64).round() as usize).min(draws - 1)];
+        verdicts.push(Verdict { claim, difference: Some(difference), ci95: Some((q(0.025), q(0.975))), seeds });
+    }
+    Ok(verdicts)
+}
+
+/// Claims as a small Markdown-style table.
+pub fn render(verdicts: &[Verdict]) -> String {
+    let mut out = String::from("Claims (Avg., bootstrap over seeds and questions, 95% CI):\n");
+    for v in verdicts {
+        let diff = v.difference.map(|d| format!("{d:+.1}")).unwrap_or_else(|| "–".into());
+        let ci = v.ci95.map(|(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]")).unwrap_or_else(|| "–".into());
+        out.push_str(&format!(
+            "  {:<28} diff {:>6}  CI {:<16} seeds {}/{}  {}\n",
+            v.claim.text, diff, ci, v.seeds.0, v.seeds.1, v.outcome()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_parse_both_directions() {
+        assert_eq!(parse("a > b").unwrap(), Claim { text: "a > b".into(), better: "a".into(), worse: "b".into() });
+        let c = parse(" f<e ").unwrap();
+        assert_eq!((c.better.as_str(), c.worse.as_str()), ("e", "f"));
+        assert!(parse("a = b").is_none() && parse("> b").is_none());
+    }
+
+    #[test]
+    fn outcome_needs_the_interval_to_exclude_zero() {
+        let c = parse("a > b").unwrap();
+        let v = |d, lo, hi| Verdict { claim: c.clone(), difference: Some(d), ci95: Some((lo, hi)), seeds: (3, 3) };
+        assert_eq!(v(2.0, 0.5, 3.0).outcome(), "held");
+        assert_eq!(v(2.0, -0.5, 3.0).outcome(), "held, not significant");
+        assert_eq!(v(-1.0, -2.0, 0.5).outcome(), "did not hold");
+    }
+}
