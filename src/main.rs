@@ -65,6 +65,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
     },
+    /// The main job: run every run of an experiment (skipping finished ones), then
+    /// print its table with the paper's numbers and claims, and write it to results/tables/.
+    Reproduce {
+        experiment: String,
+        #[command(flatten)]
+        overrides: Overrides,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, value_enum, default_value_t = CpuBackend::default())]
+        backend: CpuBackend,
+    },
     /// Rebuild an experiment's table from its stored runs.
     Table {
         experiment: String,
@@ -148,6 +159,11 @@ fn override_layers(o: &Overrides) -> Result<(Vec<Layer>, Vec<Layer>), ConfigErro
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader goes away (`geosr table x | head`).
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match real_main() {
         Ok(code) => code,
         Err(e) => {
@@ -206,6 +222,32 @@ fn real_main() -> Result<ExitCode> {
                 b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, format!("{status:?}").to_lowercase(), dir]);
             }
             println!("{}", b.build().with(Style::psql()));
+        }
+        Command::Reproduce { experiment, overrides, device, backend } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
+            let failed = dispatch(&plan, opts, &device, backend)?;
+            use geosr::report::table::{build, Format};
+            let table = build(&exp, &plan, true)?;
+            let verdicts = geosr::report::claims::check(&exp.file.claims, &plan, 2000)?;
+            let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", geosr::report::claims::render(&verdicts)) };
+            println!("\n{}{claims}", table.render(Format::Term));
+            let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
+            for (ext, format) in [("md", Format::Markdown), ("csv", Format::Csv), ("tex", Format::Latex)] {
+                let mut text = table.render(format);
+                if format == Format::Markdown {
+                    text.push_str(&claims);
+                }
+                let path = results.join(format!("{}.{ext}", exp.name));
+                geosr::runs::write_atomic(&path, text.as_bytes())?;
+                println!("wrote {}", path.display());
+            }
+            if failed > 0 {
+                eprintln!("{failed} run(s) failed");
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Table { experiment, format, reference, overrides } => {
             let exp = Experiment::load(&experiment)?;
@@ -311,25 +353,8 @@ fn real_main() -> Result<ExitCode> {
                 .filter(|r| variant.is_empty() || variant.contains(&r.variant))
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
-            let mut opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone() };
-            let failed = if device == "cpu" {
-                match backend {
-                    CpuBackend::Ndarray => {
-                        opts.backend = "ndarray".into();
-                        execute::<Autodiff<NdArray>>(&runs, &opts, &NdArrayDevice::Cpu)?
-                    }
-                    CpuBackend::Flex => {
-                        opts.backend = "flex".into();
-                        execute::<Autodiff<Flex>>(&runs, &opts, &Default::default())?
-                    }
-                }
-            } else if let Some(index) = device.strip_prefix("cuda:") {
-                let index: usize = index.parse().with_context(|| format!("--device {device}: expected cuda:N"))?;
-                opts.backend = "cuda".into();
-                run_cuda(&runs, &opts, index)?
-            } else {
-                bail!("--device {device}: expected cpu or cuda:N");
-            };
+            let opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone() };
+            let failed = dispatch(&runs, opts, &device, backend)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
@@ -337,6 +362,28 @@ fn real_main() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `runs` on the backend `device` and `backend` name; returns how many failed.
+fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBackend) -> Result<usize> {
+    if device == "cpu" {
+        match backend {
+            CpuBackend::Ndarray => {
+                opts.backend = "ndarray".into();
+                execute::<Autodiff<NdArray>>(runs, &opts, &NdArrayDevice::Cpu)
+            }
+            CpuBackend::Flex => {
+                opts.backend = "flex".into();
+                execute::<Autodiff<Flex>>(runs, &opts, &Default::default())
+            }
+        }
+    } else if let Some(index) = device.strip_prefix("cuda:") {
+        let index: usize = index.parse().with_context(|| format!("--device {device}: expected cuda:N"))?;
+        opts.backend = "cuda".into();
+        run_cuda(runs, &opts, index)
+    } else {
+        bail!("--device {device}: expected cpu or cuda:N");
+    }
 }
 
 #[cfg(feature = "cuda")]

@@ -251,3 +251,21 @@ fn a_run_killed_mid_training_resumes_from_its_checkpoint() {
     let straight = std::fs::read_dir(q.path().join("results/runs/tiny")).unwrap().next().unwrap().unwrap().path();
     assert_eq!(std::fs::read(run.join("eval.csv")).unwrap(), std::fs::read(straight.join("eval.csv")).unwrap());
 }
+
+#[test]
+fn reproduce_runs_then_writes_the_tables() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &TINY.replace("title = \"tiny\"", "title = \"tiny\"\nclaims = [\"a > a\"]"));
+    geosr(&p)
+        .args(["reproduce", "tiny"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Avg.").and(predicate::str::contains("a > a")).and(predicate::str::contains("did not hold")));
+    for ext in ["md", "csv", "tex"] {
+        let text = std::fs::read_to_string(p.path().join(format!("results/tables/tiny.{ext}"))).unwrap();
+        assert!(text.contains("a"), "{ext}");
+    }
+    let csv = std::fs::read_to_string(p.path().join("results/tables/tiny.csv")).unwrap();
+    assert!(csv.starts_with("setting,column,mean,std,seeds,rank,paper"));
+    assert_eq!(csv.lines().count(), 1 + 9, "8 subtasks and Avg. for one row");
+}

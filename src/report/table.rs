@@ -190,12 +190,7 @@ impl Table {
         let mut b = Builder::default();
         let mut header = vec!["Setting".to_string()];
         header.extend(self.marks.iter().cloned());
-        for (_, name) in &self.columns {
-            header.push(name.clone());
-            if self.has_paper() {
-                header.push(format!("{name} (paper)"));
-            }
-        }
+        header.extend(self.columns.iter().map(|(_, name)| name.clone()));
         header.push("seeds".into());
         b.push_record(header);
         for (i, row) in self.rows.iter().enumerate() {
@@ -206,16 +201,17 @@ impl Table {
                     (Some(m), Some(s)) => format!("{m:.1} ± {s:.1}"),
                     _ => "–".into(),
                 };
-                rec.push(match (format, ranks[c][i]) {
+                let mut text = match (format, ranks[c][i]) {
                     (Format::Markdown, Some(1)) => format!("**{text}**"),
                     (Format::Markdown, Some(2)) => format!("_{text}_"),
                     (Format::Term, Some(1)) => format!("{text} ①"),
                     (Format::Term, Some(2)) => format!("{text} ②"),
                     _ => text,
-                });
+                };
                 if self.has_paper() {
-                    rec.push(row.paper[c].map(|p| format!("{p:.1}")).unwrap_or_else(|| "–".into()));
+                    text.push_str(&format!(" ({})", row.paper[c].map(|p| format!("{p:.1}")).unwrap_or_else(|| "–".into())));
                 }
+                rec.push(text);
             }
             rec.push(format!("{}/{}", row.seeds_done, row.seeds_planned));
             b.push_record(rec);
@@ -225,10 +221,14 @@ impl Table {
             Format::Markdown => table.with(Style::markdown()).to_string(),
             _ => table.with(Style::psql()).to_string(),
         };
-        let legend = match format {
+        let mut legend = match format {
             Format::Markdown => "Mean ± std over seeds; **best**, _second best_.",
             _ => "Mean ± std over seeds; ① best, ② second best.",
-        };
+        }
+        .to_string();
+        if self.has_paper() {
+            legend.push_str(" The paper's number in parentheses.");
+        }
         format!("{}\n\n{body}\n\n{legend}\n", self.title)
     }
 
