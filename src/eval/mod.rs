@@ -49,6 +49,28 @@ pub struct EvalRow {
     pub alpha: Option<f64>,
 }
 
+impl EvalRow {
+    /// A row from its three scores (plain, geometry zeroed, vision zeroed); the
+    /// drops are derived here so they always agree with the scores.
+    fn new(subtask: &str, name: &str, metric: &str, questions: usize, [score, no_g, no_v]: [f64; 3], alpha: Option<f64>) -> EvalRow {
+        EvalRow {
+            subtask: subtask.into(),
+            name: name.into(),
+            metric: metric.into(),
+            questions,
+            score,
+            score_no_geometry: no_g,
+            score_no_vision: no_v,
+            drop_no_geometry: score - no_g,
+            drop_no_vision: score - no_v,
+            alpha,
+        }
+    }
+}
+
+/// The three scores of a prediction, in the order [`EvalRow::new`] takes them.
+const SCORES: [fn(&Prediction) -> f64; 3] = [|p| p.score, |p| p.score_no_geometry, |p| p.score_no_vision];
+
 /// Runs the model over `data` in inference mode (no masking), once as is and
 /// once for each geometry-reliance probe.
 pub fn predict<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &GeoBatcher, batch_size: usize, device: &B::Device) -> Vec<Prediction> {
@@ -108,24 +130,7 @@ pub fn time_inference<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &Ge
 
 /// Per-subtask scores in the benchmark's order, then the macro and micro averages.
 pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
-    let mean = |xs: &[f64]| 100.0 * xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    let row = |subtask: &str, name: &str, metric: &str, ps: &[&Prediction]| {
-        let col = |f: fn(&Prediction) -> f64| mean(&ps.iter().map(|p| f(p)).collect::<Vec<_>>());
-        let (score, no_g, no_v) = (col(|p| p.score), col(|p| p.score_no_geometry), col(|p| p.score_no_vision));
-        let alphas: Vec<f64> = ps.iter().filter_map(|p| p.alpha).collect();
-        EvalRow {
-            subtask: subtask.into(),
-            name: name.into(),
-            metric: metric.into(),
-            questions: ps.len(),
-            score,
-            score_no_geometry: no_g,
-            score_no_vision: no_v,
-            drop_no_geometry: score - no_g,
-            drop_no_vision: score - no_v,
-            alpha: (!alphas.is_empty()).then(|| alphas.iter().sum::<f64>() / alphas.len() as f64),
-        }
-    };
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     let mut rows = Vec::new();
     for st in data.subtasks {
         let ps: Vec<&Prediction> = predictions.iter().filter(|p| p.subtask == st.key).collect();
@@ -136,34 +141,22 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
             AnswerKind::Choice => "accuracy",
             AnswerKind::Number => "mra",
         };
-        let mut r = row(st.key, st.name, metric, &ps);
-        fold_levels(data, &ps, &mut r);
-        rows.push(r);
+        let scores = level_folded_scores(data, st.key, &ps)
+            .unwrap_or_else(|| SCORES.map(|f| 100.0 * mean(&ps.iter().map(|p| f(p)).collect::<Vec<_>>())));
+        let alphas: Vec<f64> = ps.iter().filter_map(|p| p.alpha).collect();
+        rows.push(EvalRow::new(st.key, st.name, metric, ps.len(), scores, (!alphas.is_empty()).then(|| mean(&alphas))));
     }
     // Averages of every column, macro over subtasks and micro over questions.
-    let average = |f: fn(&EvalRow) -> f64, weighted: bool| {
-        let cells: Vec<(f64, usize)> = rows.iter().map(|r| (f(r), r.questions)).collect();
-        if weighted { metrics::micro_average(&cells) } else { metrics::macro_average(&cells) }
-    };
     let mut averages = Vec::new();
-    for (key, name, weighted) in [("avg_macro", "Avg. (macro)", false), ("avg_micro", "Avg. (micro)", true)] {
+    for (key, name, metric) in [("avg_macro", "Avg. (macro)", "macro"), ("avg_micro", "Avg. (micro)", "micro")] {
+        let average = |cells: &[(f64, usize)]| {
+            if metric == "micro" { metrics::micro_average(cells) } else { metrics::macro_average(cells) }
+        };
+        let column = |f: fn(&EvalRow) -> f64| average(&rows.iter().map(|r| (f(r), r.questions)).collect::<Vec<_>>());
+        let scores = [column(|r| r.score), column(|r| r.score_no_geometry), column(|r| r.score_no_vision)];
         let alphas: Vec<(f64, usize)> = rows.iter().filter_map(|r| r.alpha.map(|a| (a, r.questions))).collect();
-        let score = average(|r| r.score, weighted);
-        let no_g = average(|r| r.score_no_geometry, weighted);
-        let no_v = average(|r| r.score_no_vision, weighted);
-        averages.push(EvalRow {
-            subtask: key.into(),
-            name: name.into(),
-            metric: if weighted { "micro" } else { "macro" }.into(),
-            questions: predictions.len(),
-            score,
-            score_no_geometry: no_g,
-            score_no_vision: no_v,
-            drop_no_geometry: score - no_g,
-            drop_no_vision: score - no_v,
-            alpha: (!alphas.is_empty())
-                .then(|| if weighted { metrics::micro_average(&alphas) } else { metrics::macro_average(&alphas) }),
-        });
+        let alpha = (!alphas.is_empty()).then(|| average(&alphas));
+        averages.push(EvalRow::new(key, name, metric, predictions.len(), scores, alpha));
     }
     rows.extend(averages);
     rows
@@ -172,25 +165,21 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
 /// VSI-Bench scores relative direction as the unweighted mean of its easy,
 /// medium and hard levels' accuracies (a mean of means), not pooled over
 /// questions; real VSI data keeps the levels, so fold them the same way.
-fn fold_levels(data: &Dataset, ps: &[&Prediction], row: &mut EvalRow) {
-    let Some(types) = &data.question_types else { return };
-    if data.bench != crate::config::Bench::Static || row.subtask != "rel_direction" {
-        return;
+/// `None` when the subtask has no levels to fold.
+fn level_folded_scores(data: &Dataset, subtask: &str, ps: &[&Prediction]) -> Option<[f64; 3]> {
+    let types = data.question_types.as_ref()?;
+    if data.bench != crate::config::Bench::Static || subtask != "rel_direction" {
+        return None;
     }
     let mut levels: std::collections::BTreeMap<&str, Vec<&Prediction>> = Default::default();
     for p in ps {
         levels.entry(types[p.index].as_str()).or_default().push(p);
     }
-    let fold = |f: fn(&Prediction) -> f64| {
+    Some(SCORES.map(|f| {
         let means: Vec<f64> =
             levels.values().map(|l| 100.0 * l.iter().map(|p| f(p)).sum::<f64>() / l.len() as f64).collect();
         means.iter().sum::<f64>() / means.len() as f64
-    };
-    row.score = fold(|p| p.score);
-    row.score_no_geometry = fold(|p| p.score_no_geometry);
-    row.score_no_vision = fold(|p| p.score_no_vision);
-    row.drop_no_geometry = row.score - row.score_no_geometry;
-    row.drop_no_vision = row.score - row.score_no_vision;
+    }))
 }
 
 #[cfg(test)]
