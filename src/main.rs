@@ -76,6 +76,56 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
     },
+    /// Run every run of an experiment that is not done yet: skips finished runs, resumes
+    /// interrupted ones, redoes failed ones, and keeps going when one fails.
+    Sweep {
+        experiment: String,
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Runs at once on this machine (each in its own process).
+        #[arg(long, short = 'j', default_value_t = 1)]
+        jobs: usize,
+        /// Start no new run once one has failed.
+        #[arg(long)]
+        fail_fast: bool,
+        #[arg(long, value_enum, default_value_t = Launcher::Local)]
+        launcher: Launcher,
+        /// `cpu`, `cuda:N`, or `cuda:0,1,2,3` (with --jobs, each job gets its own GPU).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, value_enum, default_value_t = CpuBackend::default())]
+        backend: CpuBackend,
+        /// Slurm partition (--launcher slurm).
+        #[arg(long)]
+        partition: Option<String>,
+        /// GPUs per array task (--launcher slurm).
+        #[arg(long)]
+        gpus_per_task: Option<u32>,
+        /// CPUs per array task (--launcher slurm).
+        #[arg(long)]
+        cpus_per_task: Option<u32>,
+        /// Time limit per array task, in Slurm's format, e.g. 2:00:00 (--launcher slurm).
+        #[arg(long)]
+        time: Option<String>,
+        /// At most this many array tasks at once (--launcher slurm).
+        #[arg(long)]
+        array_parallelism: Option<usize>,
+    },
+    /// Run the run at one index of an experiment's plan (what each Slurm array task runs).
+    RunIndex {
+        experiment: String,
+        #[arg(long)]
+        index: usize,
+        /// Refuse to run unless the run at `index` has this id (the experiment changed).
+        #[arg(long)]
+        expect_id: Option<String>,
+        #[command(flatten)]
+        overrides: Overrides,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, value_enum, default_value_t = CpuBackend::default())]
+        backend: CpuBackend,
+    },
     /// Rebuild an experiment's table from its stored runs.
     Table {
         experiment: String,
@@ -137,6 +187,14 @@ enum TableFormat {
     Md,
     Csv,
     Latex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Launcher {
+    /// This machine.
+    Local,
+    /// A Slurm job array, one task per run (`sbatch`; returns at once).
+    Slurm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -228,7 +286,7 @@ fn real_main() -> Result<ExitCode> {
             let (env, sets) = override_layers(&overrides)?;
             let plan = exp.plan(&env, &sets)?;
             let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
-            let failed = dispatch(&plan, opts, &device, backend)?;
+            let failed = dispatch(&plan, opts, &device, backend, false)?;
             use geosr::report::table::{build, Format};
             let table = build(&exp, &plan, true)?;
             let verdicts = geosr::report::claims::check(&exp.file.claims, &plan, 2000)?;
@@ -270,17 +328,126 @@ fn real_main() -> Result<ExitCode> {
             let exp = Experiment::load(&experiment)?;
             let (env, sets) = override_layers(&overrides)?;
             let plan = exp.plan(&env, &sets)?;
-            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            let states = launch::sweep::states(&plan)?;
+            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
             let mut b = Builder::default();
-            b.push_record(["label", "seed", "status"]);
-            for (label, seed, status) in geosr::report::table::statuses(&plan)? {
-                let status = format!("{status:?}").to_lowercase();
-                *counts.entry(status.clone()).or_default() += 1;
-                b.push_record([label, seed.to_string(), status]);
+            b.push_record(["label", "seed", "status", "detail"]);
+            for (spec, state) in plan.iter().zip(&states) {
+                *counts.entry(state.word()).or_default() += 1;
+                b.push_record([spec.label.clone(), spec.seed.to_string(), state.word().to_string(), state.detail()]);
             }
             println!("{}", b.build().with(Style::psql()));
             let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!("{}: {} runs: {}", exp.name, plan.len(), summary.join(", "));
+        }
+        Command::Sweep {
+            experiment,
+            overrides,
+            jobs,
+            fail_fast,
+            launcher,
+            device,
+            backend,
+            partition,
+            gpus_per_task,
+            cpus_per_task,
+            time,
+            array_parallelism,
+        } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let states = launch::sweep::states(&plan)?;
+            let todo: Vec<usize> = (0..plan.len()).filter(|&i| states[i].needs_run()).collect();
+            let done = states.iter().filter(|s| **s == launch::sweep::RunState::Done).count();
+            let busy = plan.len() - done - todo.len();
+            println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run", exp.name, plan.len(), todo.len());
+            if todo.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let exe = std::env::current_exe().context("cannot find the geosr executable")?;
+            let experiment_path = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
+            let mut args: Vec<String> = overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+            args.extend(["--backend".into(), backend_name(backend).into()]);
+            match launcher {
+                Launcher::Slurm => {
+                    args.extend(["--device".into(), device.clone()]);
+                    let cmd = launch::slurm::TaskCommand { exe, experiment: experiment_path, args };
+                    let opts = launch::slurm::SlurmOptions { partition, gpus_per_task, cpus_per_task, time, array_parallelism };
+                    let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir);
+                    let workdir = std::env::current_dir().context("cannot read the current directory")?;
+                    let sub = launch::slurm::submit(&plan, &todo, &cmd, &workdir, &results, &opts)?;
+                    println!("submitted job array {} ({} tasks): {}", sub.job_id, todo.len(), sub.script.display());
+                    println!("follow it with `geosr status {}`; logs in {}", experiment, launch::slurm::slurm_dir(&results, &exp.name).join("logs").display());
+                }
+                Launcher::Local if jobs <= 1 => {
+                    let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
+                    let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
+                    let failed = dispatch(&runs, opts, &device, backend, fail_fast)?;
+                    if failed > 0 {
+                        eprintln!("{failed} run(s) failed");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+                Launcher::Local => {
+                    let cuda_devices = parse_cuda_devices(&device)?;
+                    if cuda_devices.is_none() {
+                        args.extend(["--device".into(), device.clone()]);
+                    }
+                    let cmd = launch::sweep::ChildCommand { exe, experiment: experiment_path, args, cuda_devices };
+                    let total = todo.len();
+                    let mut finished = 0;
+                    let failed = launch::sweep::run_pool(&plan, &todo, jobs, fail_fast, &cmd, &mut |event| match event {
+                        launch::sweep::Event::Started { spec, log } => {
+                            println!("start  {} seed {} ({})  log: {}", spec.label, spec.seed, spec.id, log.display());
+                        }
+                        launch::sweep::Event::Finished { spec, ok, seconds, log } => {
+                            finished += 1;
+                            let word = if ok { "done  " } else { "FAILED" };
+                            println!("[{finished}/{total}] {word} {} seed {} in {seconds:.0} s", spec.label, spec.seed);
+                            if !ok {
+                                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                                let lines: Vec<&str> = launch::sweep::last_attempt(&text).lines().collect();
+                                for line in &lines[lines.len().saturating_sub(5)..] {
+                                    println!("    {line}");
+                                }
+                            }
+                        }
+                        launch::sweep::Event::Stopping { running } => {
+                            println!("--fail-fast: starting no new runs; waiting for {running} running run(s)");
+                        }
+                    })?;
+                    if failed > 0 {
+                        eprintln!("{failed} run(s) failed");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+        }
+        Command::RunIndex { experiment, index, expect_id, overrides, device, backend } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let spec = plan.get(index).ok_or_else(|| ConfigError::Experiment {
+                path: exp.path.clone(),
+                message: format!("--index {index}: the experiment has {} runs (0..{})", plan.len(), plan.len()),
+            })?;
+            if let Some(expected) = &expect_id {
+                if &spec.id != expected {
+                    return Err(ConfigError::Experiment {
+                        path: exp.path.clone(),
+                        message: format!(
+                            "run {index} is now {} ({}), but {expected} was submitted: the experiment or its configs changed since",
+                            spec.id, spec.label
+                        ),
+                    }
+                    .into());
+                }
+            }
+            let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
+            if dispatch(std::slice::from_ref(spec), opts, &device, backend, false)? > 0 {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Score { bench, predictions } => {
             let bench = match bench {
@@ -354,7 +521,7 @@ fn real_main() -> Result<ExitCode> {
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
             let opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone() };
-            let failed = dispatch(&runs, opts, &device, backend)?;
+            let failed = dispatch(&runs, opts, &device, backend, false)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
@@ -364,36 +531,55 @@ fn real_main() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn backend_name(backend: CpuBackend) -> &'static str {
+    match backend {
+        CpuBackend::Flex => "flex",
+        CpuBackend::Ndarray => "ndarray",
+    }
+}
+
+/// `cuda:0,1,2` -> `Some([0, 1, 2])`; `cpu` or a single `cuda:N` -> `None`.
+fn parse_cuda_devices(device: &str) -> Result<Option<Vec<usize>>> {
+    let Some(list) = device.strip_prefix("cuda:").filter(|l| l.contains(',')) else { return Ok(None) };
+    let devices = list
+        .split(',')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("--device {device}: expected cuda:N or cuda:N,M,..."))?;
+    Ok(Some(devices))
+}
+
 /// Runs `runs` on the backend `device` and `backend` name; returns how many failed.
-fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBackend) -> Result<usize> {
+/// With `fail_fast`, stops at the first failure.
+fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBackend, fail_fast: bool) -> Result<usize> {
     if device == "cpu" {
         match backend {
             CpuBackend::Ndarray => {
                 opts.backend = "ndarray".into();
-                execute::<Autodiff<NdArray>>(runs, &opts, &NdArrayDevice::Cpu)
+                execute::<Autodiff<NdArray>>(runs, &opts, &NdArrayDevice::Cpu, fail_fast)
             }
             CpuBackend::Flex => {
                 opts.backend = "flex".into();
-                execute::<Autodiff<Flex>>(runs, &opts, &Default::default())
+                execute::<Autodiff<Flex>>(runs, &opts, &Default::default(), fail_fast)
             }
         }
     } else if let Some(index) = device.strip_prefix("cuda:") {
         let index: usize = index.parse().with_context(|| format!("--device {device}: expected cuda:N"))?;
         opts.backend = "cuda".into();
-        run_cuda(runs, &opts, index)
+        run_cuda(runs, &opts, index, fail_fast)
     } else {
         bail!("--device {device}: expected cpu or cuda:N");
     }
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda(runs: &[RunSpec], opts: &RunOptions, index: usize) -> Result<usize> {
+fn run_cuda(runs: &[RunSpec], opts: &RunOptions, index: usize, fail_fast: bool) -> Result<usize> {
     use burn::backend::{cuda::CudaDevice, Cuda};
-    execute::<Autodiff<Cuda>>(runs, opts, &CudaDevice::new(index))
+    execute::<Autodiff<Cuda>>(runs, opts, &CudaDevice::new(index), fail_fast)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda(_: &[RunSpec], _: &RunOptions, _: usize) -> Result<usize> {
+fn run_cuda(_: &[RunSpec], _: &RunOptions, _: usize, _: bool) -> Result<usize> {
     bail!("this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`")
 }
 
@@ -436,7 +622,7 @@ fn planned_params(config: &geosr::config::Config) -> String {
 }
 
 /// Runs each spec in turn; returns how many failed.
-fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::Device) -> Result<usize> {
+fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::Device, fail_fast: bool) -> Result<usize> {
     let mut failed = 0;
     for (i, spec) in runs.iter().enumerate() {
         println!("[{}/{}] {} seed {} ({})", i + 1, runs.len(), spec.label, spec.seed, spec.id);
@@ -456,9 +642,14 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::
                 println!("  -> {}", dir.display());
             }
             Outcome::Skipped { dir } => println!("  already done: {}", dir.display()),
+            Outcome::Busy { dir } => println!("  another process is training it: {}", dir.display()),
             Outcome::Failed { dir, reason } => {
                 failed += 1;
                 println!("  FAILED: {reason} ({})", dir.display());
+                if fail_fast && i + 1 < runs.len() {
+                    println!("--fail-fast: skipping the remaining {} run(s)", runs.len() - i - 1);
+                    break;
+                }
             }
         }
     }

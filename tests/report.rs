@@ -55,6 +55,8 @@ fn store(spec: &geosr::config::RunSpec, root: &std::path::Path, scores: [f64; 3]
         started: None,
         ended: None,
         provenance: Provenance::collect("flex", "cpu"),
+        pid: None,
+        slurm_task: None,
         resumed_from_step: None,
         cost: None,
     })

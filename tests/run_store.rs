@@ -42,6 +42,8 @@ fn manifest_round_trips_through_the_store() {
         started: Some("2026-01-01T00:00:00Z".into()),
         ended: None,
         provenance: Provenance::collect("ndarray", "cpu"),
+        pid: None,
+        slurm_task: None,
         resumed_from_step: None,
         cost: None,
     };
@@ -108,4 +110,17 @@ fn outside_a_repository_there_is_no_commit() {
     let dir = tempfile::tempdir().unwrap();
     let s = git_state(dir.path());
     assert!(s.commit.is_none() && !s.dirty);
+}
+
+#[test]
+fn a_run_lock_is_exclusive_and_released_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path(), "quick", "a-s0-0123456789");
+    assert!(!run.is_locked());
+    let held = run.try_lock().unwrap().expect("free lock");
+    assert!(run.is_locked());
+    assert!(run.try_lock().unwrap().is_none(), "a second holder is refused");
+    drop(held);
+    assert!(!run.is_locked());
+    assert!(run.try_lock().unwrap().is_some());
 }

@@ -1,4 +1,8 @@
-//! Executing runs: one run end to end (data, training, evaluation, store).
+//! Executing runs: one run end to end (data, training, evaluation, store), sweeps
+//! of many runs on this machine, and Slurm job arrays.
+
+pub mod slurm;
+pub mod sweep;
 
 use std::path::PathBuf;
 
@@ -25,6 +29,8 @@ pub enum Outcome {
     Done { dir: PathBuf, eval: Vec<EvalRow> },
     /// A finished run with the same id already exists.
     Skipped { dir: PathBuf },
+    /// Another live process (a parallel sweep, a Slurm task) is training this run.
+    Busy { dir: PathBuf },
     Failed { dir: PathBuf, reason: String },
 }
 
@@ -69,6 +75,9 @@ pub fn run_one<B: AutodiffBackend>(
 ) -> Result<Outcome, StoreError> {
     check_clean(spec, opts)?;
     let dir = run_dir(spec);
+    let Some(_lock) = dir.try_lock()? else {
+        return Ok(Outcome::Busy { dir: dir.path });
+    };
     if !opts.force {
         if let Some(m) = dir.read_manifest()? {
             if m.status == Status::Done {
@@ -96,6 +105,8 @@ pub fn run_one<B: AutodiffBackend>(
         started: Some(now_rfc3339()),
         ended: None,
         provenance: Provenance::collect(&opts.backend, &opts.device),
+        pid: Some(std::process::id()),
+        slurm_task: slurm_task_from_env(),
         resumed_from_step: resume_from,
         cost: None,
     };
@@ -170,6 +181,15 @@ pub fn run_one<B: AutodiffBackend>(
     dir.write_manifest(&manifest)?;
     checkpoints.clear();
     Ok(Outcome::Done { dir: dir.path, eval: eval_rows })
+}
+
+/// `JOBID_TASK` of the Slurm array task running this process, if any.
+fn slurm_task_from_env() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        (Some(job), Some(task)) => Some(format!("{job}_{task}")),
+        _ => var("SLURM_JOB_ID"),
+    }
 }
 
 fn read_rows(path: &std::path::Path) -> Result<Vec<StepRow>, StoreError> {

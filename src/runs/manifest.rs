@@ -27,6 +27,13 @@ pub struct Manifest {
     pub started: Option<String>,
     pub ended: Option<String>,
     pub provenance: Provenance,
+    /// The process that trained the run (with `provenance.host`), so a status can
+    /// tell a live run from one whose process died.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// `JOBID_TASK` when the run ran as a Slurm array task.
+    #[serde(default)]
+    pub slurm_task: Option<String>,
     /// The step an interrupted run resumed from.
     #[serde(default)]
     pub resumed_from_step: Option<usize>,

@@ -4,7 +4,7 @@ pub mod manifest;
 pub mod store;
 
 pub use manifest::{Manifest, Provenance, Status};
-pub use store::{write_atomic, RunDir};
+pub use store::{write_atomic, RunDir, RunLock};
 
 use sha2::{Digest, Sha256};
 

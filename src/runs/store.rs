@@ -63,6 +63,29 @@ impl RunDir {
         }
     }
 
+    /// Takes the run's lock, or returns `None` when another live process holds it.
+    /// The kernel drops the lock when its holder exits, even after `kill -9`, so a
+    /// restarted sweep never waits on a dead run, and two sweeps (or a sweep and a
+    /// Slurm task) never train the same run into the same folder at once.
+    pub fn try_lock(&self) -> Result<Option<RunLock>, StoreError> {
+        let path = self.path.join(".lock");
+        let io = |source| StoreError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(&self.path).map_err(io)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        if lock_exclusive(&file) {
+            Ok(Some(RunLock { _file: file }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether a live process holds the run's lock right now.
+    pub fn is_locked(&self) -> bool {
+        let Ok(file) = std::fs::File::open(self.path.join(".lock")) else { return false };
+        // Taking the lock ourselves is the only portable test; it is released at once.
+        !lock_exclusive(&file)
+    }
+
     /// Serializes rows to CSV and writes them atomically.
     pub fn write_csv<T: serde::Serialize>(&self, path: &Path, rows: &[T]) -> Result<(), StoreError> {
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -72,4 +95,22 @@ impl RunDir {
         let bytes = w.into_inner().map_err(|e| StoreError::Format { path: path.to_path_buf(), message: e.to_string() })?;
         write_atomic(path, &bytes)
     }
+}
+
+/// Held while a run trains; dropping it (or the process dying) releases the lock.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+#[cfg(unix)]
+fn lock_exclusive(file: &std::fs::File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor we own; no memory is shared with the call.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_: &std::fs::File) -> bool {
+    true
 }

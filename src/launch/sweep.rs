@@ -1,0 +1,227 @@
+//! Sweeps: what is left to do in a plan, where each run stands (on disk, in this
+//! machine's processes, in Slurm), and a local pool that trains several runs at once.
+//!
+//! Parallel runs are separate processes (`geosr run-index`), not threads: Burn's
+//! CPU backends keep process-wide state (thread pools, the autodiff graph's
+//! bookkeeping), so two runs trained in one process are not reproducible.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::RunSpec;
+use crate::runs::{Status, StoreError};
+
+use super::slurm::{self, TaskState};
+
+/// Where one run of a plan stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    Done,
+    /// A live process holds the run's lock (locally or on a shared file system).
+    Running,
+    /// Submitted to Slurm and waiting, as array task `JOB_TASK`.
+    Queued(String),
+    /// Slurm runs it as array task `JOB_TASK` (it may not have started training yet).
+    SlurmRunning(String),
+    /// Started, but its process is gone without finishing (killed, machine lost).
+    Interrupted,
+    Failed(String),
+    Pending,
+}
+
+impl RunState {
+    pub fn word(&self) -> &'static str {
+        match self {
+            RunState::Done => "done",
+            RunState::Running | RunState::SlurmRunning(_) => "running",
+            RunState::Queued(_) => "queued",
+            RunState::Interrupted => "interrupted",
+            RunState::Failed(_) => "failed",
+            RunState::Pending => "pending",
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            RunState::Queued(t) | RunState::SlurmRunning(t) => format!("slurm {t}"),
+            RunState::Interrupted => "resumes from its last checkpoint when run again".into(),
+            RunState::Failed(reason) => reason.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Whether a sweep should (re)start it: not finished and nobody is on it.
+    pub fn needs_run(&self) -> bool {
+        matches!(self, RunState::Interrupted | RunState::Failed(_) | RunState::Pending)
+    }
+}
+
+/// The state of every run of a plan. Slurm is asked only about runs of recorded
+/// submissions, once per job; without a Slurm client, stored state alone decides.
+pub fn states(plan: &[RunSpec]) -> Result<Vec<RunState>, StoreError> {
+    let mut submitted: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut seen_dirs = std::collections::BTreeSet::new();
+    for spec in plan {
+        let results = PathBuf::from(&spec.resolved.config.output.results_dir);
+        if seen_dirs.insert(results.clone()) {
+            for sub in slurm::load_submissions(&results, &spec.experiment)? {
+                for (index, id) in sub.tasks {
+                    // Later submissions of the same run win.
+                    submitted.insert(id, (sub.job_id.clone(), index));
+                }
+            }
+        }
+    }
+    let mut jobs: BTreeMap<String, Option<BTreeMap<usize, TaskState>>> = BTreeMap::new();
+    plan.iter()
+        .map(|spec| {
+            let dir = super::run_dir(spec);
+            let manifest = dir.read_manifest()?;
+            if manifest.as_ref().is_some_and(|m| m.status == Status::Done) {
+                return Ok(RunState::Done);
+            }
+            if dir.is_locked() {
+                return Ok(RunState::Running);
+            }
+            let stored = match &manifest {
+                None => RunState::Pending,
+                Some(m) if m.status == Status::Failed => {
+                    RunState::Failed(m.reason.clone().unwrap_or_else(|| "failed".into()))
+                }
+                Some(_) => RunState::Interrupted,
+            };
+            let Some((job, index)) = submitted.get(&spec.id) else { return Ok(stored) };
+            let known = jobs.entry(job.clone()).or_insert_with(|| slurm::task_states(job).ok().flatten());
+            let task = format!("{job}_{index}");
+            Ok(match known.as_ref().map(|k| k.get(index)) {
+                // No Slurm client here, or Slurm forgot the job: trust the store.
+                None => stored,
+                Some(Some(t)) if t.is_queued() => RunState::Queued(task),
+                Some(Some(t)) if t.is_running() => RunState::SlurmRunning(task),
+                Some(Some(t)) if t.state == "COMPLETED" => match stored {
+                    RunState::Failed(_) => stored,
+                    _ => RunState::Failed(format!("slurm {task} completed without finishing the run")),
+                },
+                Some(Some(t)) => match stored {
+                    RunState::Failed(reason) => RunState::Failed(format!("{reason} (slurm {task}: {})", t.state)),
+                    _ => RunState::Failed(format!("slurm {task}: {} ({})", t.state, t.reason)),
+                },
+                // Slurm knows the job but not this task: cancelled while pending.
+                Some(None) => RunState::Failed(format!("slurm {task} was removed from the queue")),
+            })
+        })
+        .collect()
+}
+
+/// The first line of each attempt in a run's `log.txt`.
+pub const ATTEMPT_HEADER: &str = "=== geosr run-index, attempt started";
+
+/// The output of the newest attempt in a run's `log.txt`.
+pub fn last_attempt(log_text: &str) -> &str {
+    match log_text.rfind(ATTEMPT_HEADER) {
+        Some(at) => &log_text[at..],
+        None => log_text,
+    }
+}
+
+/// How to start one run as a child process.
+#[derive(Debug, Clone)]
+pub struct ChildCommand {
+    pub exe: PathBuf,
+    pub experiment: PathBuf,
+    /// Arguments after `run-index EXPERIMENT --index I --expect-id ID`.
+    pub args: Vec<String>,
+    /// `Some(devices)`: slot k of the pool adds `--device cuda:devices[k]`.
+    pub cuda_devices: Option<Vec<usize>>,
+}
+
+/// What the pool reports while it works.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Started { spec: &'a RunSpec, log: PathBuf },
+    Finished { spec: &'a RunSpec, ok: bool, seconds: f64, log: PathBuf },
+    /// `--fail-fast`: no new runs start; the running ones finish.
+    Stopping { running: usize },
+}
+
+/// Runs the plan entries at `todo` with at most `jobs` child processes at once, each
+/// writing its output to `log.txt` in its run folder. Returns how many failed.
+pub fn run_pool(
+    plan: &[RunSpec],
+    todo: &[usize],
+    jobs: usize,
+    fail_fast: bool,
+    cmd: &ChildCommand,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<usize, StoreError> {
+    let jobs = jobs.max(1);
+    let mut queue = todo.iter().copied();
+    let mut running: Vec<(Child, usize, usize, Instant)> = Vec::new(); // child, plan index, slot, start
+    let mut free_slots: Vec<usize> = (0..jobs).rev().collect();
+    let mut failed = 0;
+    let mut stopping = false;
+    loop {
+        while !stopping && !free_slots.is_empty() {
+            let Some(index) = queue.next() else { break };
+            let slot = free_slots.pop().expect("checked non-empty");
+            let spec = &plan[index];
+            let dir = super::run_dir(spec);
+            let log = dir.path.join("log.txt");
+            let io = |source| StoreError::Io { path: log.clone(), source };
+            std::fs::create_dir_all(&dir.path).map_err(io)?;
+            let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(io)?;
+            // The log keeps every attempt; this header starts the newest one.
+            use std::io::Write;
+            writeln!(out, "{ATTEMPT_HEADER} {}", crate::runs::manifest::now_rfc3339()).map_err(io)?;
+            let err = out.try_clone().map_err(io)?;
+            let mut command = Command::new(&cmd.exe);
+            command
+                .arg("run-index")
+                .arg(&cmd.experiment)
+                .args(["--index", &index.to_string(), "--expect-id", &spec.id])
+                .args(&cmd.args);
+            if let Some(devices) = &cmd.cuda_devices {
+                command.args(["--device", &format!("cuda:{}", devices[slot % devices.len()])]);
+            }
+            let child = command
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .map_err(|source| StoreError::Io { path: cmd.exe.clone(), source })?;
+            on_event(Event::Started { spec, log });
+            running.push((child, index, slot, Instant::now()));
+        }
+        if running.is_empty() {
+            return Ok(failed);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let mut k = 0;
+        while k < running.len() {
+            let status = running[k].0.try_wait().map_err(|source| StoreError::Io { path: cmd.exe.clone(), source })?;
+            let Some(status) = status else {
+                k += 1;
+                continue;
+            };
+            let (_, index, slot, start) = running.swap_remove(k);
+            free_slots.push(slot);
+            let spec = &plan[index];
+            let ok = status.success();
+            on_event(Event::Finished {
+                spec,
+                ok,
+                seconds: start.elapsed().as_secs_f64(),
+                log: super::run_dir(spec).path.join("log.txt"),
+            });
+            if !ok {
+                failed += 1;
+                if fail_fast && !stopping {
+                    stopping = true;
+                    on_event(Event::Stopping { running: running.len() });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Sweeps as a user runs them: several runs at once, failures, `kill -9` and a
+//! restart, and (where Slurm is installed) a real job array.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use common::Project;
+use predicates::prelude::*;
+
+const TINY: &str = r#"
+title = "tiny"
+seeds = [0, 1]
+
+[config]
+data = { bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }
+model = { backbone = { preset = "tiny" }, geometry = "vggt", fusion = "gated", mask = { kind = "random", gamma = 0.5, beta = 0.5 } }
+train = { steps = 6, batch_size = 8, warmup_steps = 1, lr = 1e-3 }
+
+[[variants]]
+label = "a"
+
+[[variants]]
+label = "e"
+set = { "model.mask.kind" = "none", "model.fusion" = "additive" }
+"#;
+
+/// A variant whose loss becomes NaN at once.
+const BAD: &str = "\n[[variants]]\nlabel = \"bad\"\nset = { \"train.lr\" = 1e30 }\n";
+
+fn geosr(p: &Project) -> Command {
+    let mut c = Command::cargo_bin("geosr").unwrap();
+    c.current_dir(p.path());
+    c
+}
+
+fn run_dirs(p: &Project) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(p.path().join("results/runs/tiny"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+fn status_of(run: &Path) -> Option<String> {
+    let bytes = std::fs::read(run.join("manifest.json")).ok()?;
+    let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    m["status"].as_str().map(str::to_string)
+}
+
+/// Every file under `dir`, for finding leftovers of interrupted writes.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_parallel_sweep_runs_each_run_once_and_a_second_sweep_skips_them() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p)
+        .args(["sweep", "tiny", "--jobs", "2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("4 to run").and(predicate::str::contains("[4/4] done")));
+    let dirs = run_dirs(&p);
+    assert_eq!(dirs.len(), 4);
+    for d in &dirs {
+        assert_eq!(status_of(d).as_deref(), Some("done"), "{}", d.display());
+        assert!(d.join("log.txt").exists(), "each child writes its own log");
+    }
+    let before: Vec<Vec<u8>> = dirs.iter().map(|d| std::fs::read(d.join("eval.csv")).unwrap()).collect();
+    geosr(&p).args(["sweep", "tiny", "--jobs", "2"]).assert().success().stdout(predicate::str::contains("4 done").and(predicate::str::contains("0 to run")));
+    let after: Vec<Vec<u8>> = dirs.iter().map(|d| std::fs::read(d.join("eval.csv")).unwrap()).collect();
+    assert_eq!(before, after);
+
+    // A parallel sweep gives what one run at a time gives.
+    let q = Project::new();
+    q.write("experiments/tiny.toml", TINY);
+    geosr(&q).args(["sweep", "tiny"]).assert().success();
+    let serial: Vec<Vec<u8>> = run_dirs(&q).iter().map(|d| std::fs::read(d.join("eval.csv")).unwrap()).collect();
+    assert_eq!(before, serial);
+}
+
+#[test]
+fn a_failing_run_does_not_stop_the_sweep_unless_fail_fast() {
+    let p = Project::new();
+    // `bad` comes first in the plan, so the others run after it fails.
+    let text = TINY.replace("[[variants]]\nlabel = \"a\"", &format!("{}\n[[variants]]\nlabel = \"a\"", BAD.trim()));
+    p.write("experiments/tiny.toml", &text);
+    geosr(&p)
+        .args(["sweep", "tiny", "--fail-fast"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("NaN").and(predicate::str::contains("skipping the remaining 5")));
+    assert_eq!(run_dirs(&p).len(), 1, "nothing after the failure started");
+
+    geosr(&p).args(["sweep", "tiny", "--jobs", "2"]).assert().code(1).stderr(predicate::str::contains("2 run(s) failed"));
+    let done = run_dirs(&p).iter().filter(|d| status_of(d).as_deref() == Some("done")).count();
+    assert_eq!(done, 4, "the good runs all ran");
+    geosr(&p)
+        .args(["status", "tiny"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("4 done, 2 failed").and(predicate::str::contains("loss became NaN at step")));
+    // Failed runs are tried again by the next sweep.
+    geosr(&p).args(["sweep", "tiny"]).assert().code(1).stdout(predicate::str::contains("2 to run"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_sweep_killed_with_sigkill_finishes_the_rest_and_loses_nothing() {
+    use std::os::unix::process::CommandExt;
+    let p = Project::new();
+    let long = TINY.replace("train = { steps = 6,", "train = { steps = 120, checkpoint_every = 5,");
+    p.write("experiments/tiny.toml", &long);
+    let mut sweep = std::process::Command::new(assert_cmd::cargo::cargo_bin("geosr"))
+        .args(["sweep", "tiny", "--jobs", "2"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Wait for a finished run while another is part-way (it has a checkpoint).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let finished = loop {
+        let dirs = run_dirs(&p);
+        let done: Vec<PathBuf> = dirs.iter().filter(|d| status_of(d).as_deref() == Some("done")).cloned().collect();
+        let midway = dirs.iter().any(|d| d.join("checkpoint/state.json").exists());
+        if !done.is_empty() && midway {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "no finished run beside a part-way one");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // The sweep and its children, all at once, as a cluster or a user would.
+    unsafe { libc::killpg(sweep.id() as i32, libc::SIGKILL) };
+    sweep.wait().unwrap();
+    let kept: Vec<Vec<u8>> = finished.iter().map(|d| std::fs::read(d.join("eval.csv")).unwrap()).collect();
+
+    geosr(&p).args(["sweep", "tiny", "--jobs", "2"]).assert().success();
+    let dirs = run_dirs(&p);
+    assert_eq!(dirs.len(), 4);
+    assert!(dirs.iter().all(|d| status_of(d).as_deref() == Some("done")));
+    let again: Vec<Vec<u8>> = finished.iter().map(|d| std::fs::read(d.join("eval.csv")).unwrap()).collect();
+    assert_eq!(kept, again, "finished results are untouched");
+    let leftovers: Vec<PathBuf> = files(&p.path().join("results"))
+        .into_iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "half-written files: {leftovers:?}");
+    for d in &dirs {
+        let steps: Vec<u64> = csv::Reader::from_path(d.join("train.csv"))
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap()[0].parse().unwrap())
+            .collect();
+        assert_eq!(steps, (0..120).collect::<Vec<_>>(), "{}: every step once", d.display());
+    }
+}
+
+#[test]
+fn run_index_refuses_a_run_that_changed_since_submission() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p)
+        .args(["run-index", "tiny", "--index", "0", "--expect-id", "0123456789"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("0123456789 was submitted"));
+    geosr(&p).args(["run-index", "tiny", "--index", "9"]).assert().code(2).stderr(predicate::str::contains("has 4 runs"));
+    assert!(!p.path().join("results").exists(), "nothing written");
+}
+
+/// Against the real Slurm that `.ci/run` starts (`.ci/slurm-up.sh`); skipped on
+/// machines without a Slurm client.
+#[test]
+fn a_slurm_job_array_runs_the_sweep_and_its_table_reads_back() {
+    if std::process::Command::new("sbatch").arg("--version").output().is_err() {
+        eprintln!("skipped: no sbatch on PATH (run .ci/slurm-up.sh for a one-node cluster)");
+        return;
+    }
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &format!("{TINY}{BAD}"));
+    geosr(&p)
+        .args(["sweep", "tiny", "--launcher", "slurm", "--array-parallelism", "2", "--time", "0:10:00"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("submitted job array"));
+    let script = files(&p.path().join("results/slurm/tiny")).into_iter().find(|f| f.extension().is_some_and(|e| e == "sbatch")).unwrap();
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("#SBATCH --array=0,1,2,3,4,5%2"), "{text}");
+    assert!(text.contains("%A_%a.out"));
+
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = geosr(&p).args(["status", "tiny"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("4 done, 2 failed") {
+            assert!(text.contains("NaN") && text.contains("slurm"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the array did not finish:\n{text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    geosr(&p)
+        .args(["table", "tiny", "--format", "csv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\na,").and(predicate::str::contains("\ne,")));
+    // A second submission contains only the failed runs.
+    let out = geosr(&p).args(["sweep", "tiny", "--launcher", "slurm"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.contains("2 to run"), "{text}");
+    let job = text.split("submitted job array ").nth(1).and_then(|t| t.split_whitespace().next()).unwrap();
+    let _ = std::process::Command::new("scancel").arg(job).status();
+    let subs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("results/slurm/tiny/submissions.json")).unwrap()).unwrap();
+    assert_eq!(subs.as_array().unwrap().len(), 2);
+    assert_eq!(subs[1]["tasks"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["4", "5"]);
+}
