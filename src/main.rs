@@ -631,12 +631,16 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::
         watcher.finish();
         match outcome? {
             Outcome::Done { dir, eval } => {
-                println!("  {:<22} {:>6} {:>5}  {:>8} {:>8} {:>6}", "subtask", "score", "n", "-geo", "-vision", "alpha");
+                // The probe columns show how the score moves when a stream is zeroed.
+                println!(
+                    "  {:<16} {:>6} {:>6} {:>5}  {:>9} {:>9} {:>6}",
+                    "subtask", "score", "chance", "n", "no geo.", "no vision", "alpha"
+                );
                 for row in &eval {
                     let alpha = row.alpha.map(|a| format!("{a:.2}")).unwrap_or_else(|| "-".into());
                     println!(
-                        "  {:<22} {:>6.1} {:>5}  {:>+8.1} {:>+8.1} {:>6}",
-                        row.name, row.score, row.questions, 0.0 - row.drop_no_geometry, 0.0 - row.drop_no_vision, alpha
+                        "  {:<16} {:>6.1} {:>6.1} {:>5}  {:>+9.1} {:>+9.1} {:>6}",
+                        row.name, row.score, row.chance, row.questions, 0.0 - row.drop_no_geometry, 0.0 - row.drop_no_vision, alpha
                     );
                 }
                 println!("  -> {}", dir.display());

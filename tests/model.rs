@@ -252,7 +252,7 @@ fn gradients_reach_trainable_parts_and_not_frozen_ones() {
         assert!(model.tokenizers.prompt.weight.val().grad(&grads).is_none(), "prompt tokenizer is frozen");
         let gate = model.gate.as_ref().unwrap().gate.weight.val().grad(&grads).expect("gate is trained");
         assert!(gate.abs().sum().into_scalar() > 0.0);
-        let head = model.backbone.choice_head.weight.val().grad(&grads).expect("head is trained");
+        let head = model.backbone.option_query.weight.val().grad(&grads).expect("head is trained");
         assert!(head.abs().sum().into_scalar() > 0.0);
         if let Some(q) = &model.qformer {
             assert!(q.bottleneck.val().grad(&grads).is_some(), "bottleneck tokens are trained");
@@ -270,7 +270,7 @@ fn frozen_backbone_gets_no_gradient_but_heads_do() {
     let grads = model.loss(&model.forward(&b, Mode::Train), &b).backward();
     let layer = &model.backbone.encoder.layers[0];
     assert!(layer.pwff.linear_inner.weight.val().grad(&grads).is_none());
-    assert!(model.backbone.choice_head.weight.val().grad(&grads).is_some());
+    assert!(model.backbone.option_query.weight.val().grad(&grads).is_some());
 }
 
 #[test]

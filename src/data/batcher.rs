@@ -7,7 +7,7 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Answer, Sample, MAX_OPTIONS};
+use super::{vocab, Answer, Sample, MAX_OPTIONS};
 use crate::model::masking;
 
 /// A sample plus the seed of its masking draws; `None` means no masking (evaluation).
@@ -25,6 +25,9 @@ pub struct GeoBatch<B: Backend> {
     pub geometry: Tensor<B, 3>,
     /// Prompt ids `[B, L_P]`.
     pub prompt: Tensor<B, 2, Int>,
+    /// `[B, MAX_OPTIONS, L_P]`: row k averages the prompt positions of option k's
+    /// words (zero for absent options).
+    pub option_spans: Tensor<B, 3>,
     /// `[B, MAX_OPTIONS]`, true where a question has no such option.
     pub invalid_options: Tensor<B, 2, Bool>,
     /// Correct option index `[B]` (0 for numerical questions).
@@ -59,6 +62,7 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
         let mut geometry = Vec::with_capacity(n * self.n_geometry * self.geometry_channels);
         let mut prompt = Vec::with_capacity(n * prompt_len);
         let mut invalid = Vec::with_capacity(n * MAX_OPTIONS);
+        let mut spans = Vec::with_capacity(n * MAX_OPTIONS * prompt_len);
         let (mut choice, mut number, mut is_number) = (Vec::new(), Vec::new(), Vec::new());
         let (mut delta, mut random_set) = (Vec::with_capacity(n), Vec::with_capacity(n * self.n_vision));
         let mut subtasks = Vec::with_capacity(n);
@@ -68,6 +72,7 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
             geometry.extend_from_slice(&s.geometry);
             prompt.extend(s.prompt.iter().map(|&t| t as i64));
             invalid.extend((0..MAX_OPTIONS).map(|o| o >= s.num_options));
+            spans.extend(option_spans(&s.prompt));
             match s.answer {
                 Answer::Choice(c) => {
                     choice.push(c as i64);
@@ -97,6 +102,7 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
             vision: Tensor::from_data(TensorData::new(vision, [n, self.n_vision, self.vision_channels]), device),
             geometry: Tensor::from_data(TensorData::new(geometry, [n, self.n_geometry, self.geometry_channels]), device),
             prompt: Tensor::from_data(TensorData::new(prompt, [n, prompt_len]), device),
+            option_spans: Tensor::from_data(TensorData::new(spans, [n, MAX_OPTIONS, prompt_len]), device),
             invalid_options: Tensor::from_data(TensorData::new(invalid, [n, MAX_OPTIONS]), device),
             choice_target: Tensor::from_data(TensorData::new(choice, [n]), device),
             number_target: Tensor::from_data(TensorData::new(number, [n]), device),
@@ -104,6 +110,50 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
             delta: Tensor::from_data(TensorData::new(delta, [n]), device),
             random_set: Tensor::from_data(TensorData::new(random_set, [n, self.n_vision]), device),
             subtasks,
+        }
+    }
+}
+
+/// `MAX_OPTIONS x prompt.len()` weights, row-major: option k's words are those after
+/// its letter up to the next letter or the padding, each weighted 1 / (their count).
+pub fn option_spans(prompt: &[u32]) -> Vec<f32> {
+    let letters: Vec<u32> = vocab::OPTION_LETTERS.iter().map(|l| vocab::token(l)).collect();
+    let mut weights = vec![0.0f32; MAX_OPTIONS * prompt.len()];
+    let mut current: Option<usize> = None;
+    for (j, &id) in prompt.iter().enumerate() {
+        if let Some(k) = letters.iter().position(|&l| l == id) {
+            current = Some(k);
+        } else if id == vocab::PAD {
+            current = None;
+        } else if let Some(k) = current {
+            weights[k * prompt.len() + j] = 1.0;
+        }
+    }
+    for row in weights.chunks_mut(prompt.len()) {
+        let count: f32 = row.iter().sum();
+        if count > 0.0 {
+            row.iter_mut().for_each(|w| *w /= count);
+        }
+    }
+    weights
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_spans_average_each_options_words() {
+        let prompt = vocab::encode(&["which", "is", "closest", "to", "tv", "?", "A", "chair", "B", "front", "left", "C", "sofa"]);
+        let w = option_spans(&prompt);
+        let row = |k: usize| &w[k * prompt.len()..(k + 1) * prompt.len()];
+        assert_eq!(row(0)[7], 1.0);
+        assert_eq!((row(1)[9], row(1)[10]), (0.5, 0.5));
+        assert_eq!(row(2)[12], 1.0);
+        assert!(row(3).iter().all(|&x| x == 0.0), "no option D");
+        for k in 0..3 {
+            assert!((row(k).iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            assert_eq!(row(k)[6], 0.0, "letters are not part of an option");
         }
     }
 }

@@ -47,12 +47,25 @@ pub struct EvalRow {
     pub drop_no_vision: f64,
     /// Mean gate alpha (share of the vision stream) over the subtask's questions; empty without a gate.
     pub alpha: Option<f64>,
+    /// What a blind guess scores: the mean of 1 / options for multiple choice; for
+    /// numbers, the MRA of always answering the geometric mean of the subtask's
+    /// answers (a constant that knows the answer distribution, so a generous bar).
+    #[serde(default)]
+    pub chance: f64,
 }
 
 impl EvalRow {
     /// A row from its three scores (plain, geometry zeroed, vision zeroed); the
     /// drops are derived here so they always agree with the scores.
-    fn new(subtask: &str, name: &str, metric: &str, questions: usize, [score, no_g, no_v]: [f64; 3], alpha: Option<f64>) -> EvalRow {
+    fn new(
+        subtask: &str,
+        name: &str,
+        metric: &str,
+        questions: usize,
+        [score, no_g, no_v]: [f64; 3],
+        alpha: Option<f64>,
+        chance: f64,
+    ) -> EvalRow {
         EvalRow {
             subtask: subtask.into(),
             name: name.into(),
@@ -64,6 +77,7 @@ impl EvalRow {
             drop_no_geometry: score - no_g,
             drop_no_vision: score - no_v,
             alpha,
+            chance,
         }
     }
 }
@@ -144,7 +158,8 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
         let scores = level_folded_scores(data, st.key, &ps)
             .unwrap_or_else(|| SCORES.map(|f| 100.0 * mean(&ps.iter().map(|p| f(p)).collect::<Vec<_>>())));
         let alphas: Vec<f64> = ps.iter().filter_map(|p| p.alpha).collect();
-        rows.push(EvalRow::new(st.key, st.name, metric, ps.len(), scores, (!alphas.is_empty()).then(|| mean(&alphas))));
+        let chance = chance_score(data, st.kind, &ps);
+        rows.push(EvalRow::new(st.key, st.name, metric, ps.len(), scores, (!alphas.is_empty()).then(|| mean(&alphas)), chance));
     }
     // Averages of every column, macro over subtasks and micro over questions.
     let mut averages = Vec::new();
@@ -156,10 +171,25 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
         let scores = [column(|r| r.score), column(|r| r.score_no_geometry), column(|r| r.score_no_vision)];
         let alphas: Vec<(f64, usize)> = rows.iter().filter_map(|r| r.alpha.map(|a| (a, r.questions))).collect();
         let alpha = (!alphas.is_empty()).then(|| average(&alphas));
-        averages.push(EvalRow::new(key, name, metric, predictions.len(), scores, alpha));
+        let chance = column(|r| r.chance);
+        averages.push(EvalRow::new(key, name, metric, predictions.len(), scores, alpha, chance));
     }
     rows.extend(averages);
     rows
+}
+
+/// The blind-guess score of one subtask's questions (see [`EvalRow::chance`]).
+fn chance_score(data: &Dataset, kind: AnswerKind, ps: &[&Prediction]) -> f64 {
+    let n = ps.len().max(1) as f64;
+    match kind {
+        AnswerKind::Choice => {
+            100.0 * ps.iter().map(|p| 1.0 / data.samples[p.index].num_options.max(1) as f64).sum::<f64>() / n
+        }
+        AnswerKind::Number => {
+            let guess = (ps.iter().map(|p| p.answer.max(0.0).ln_1p()).sum::<f64>() / n).exp_m1();
+            100.0 * ps.iter().map(|p| metrics::mean_relative_accuracy(guess, p.answer)).sum::<f64>() / n
+        }
+    }
 }
 
 /// VSI-Bench scores relative direction as the unweighted mean of its easy,

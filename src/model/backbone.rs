@@ -15,7 +15,10 @@ pub struct Backbone<B: Backend> {
     pub positions: Param<Tensor<B, 3>>,
     pub encoder: TransformerEncoder<B>,
     pub norm: LayerNorm<B>,
-    pub choice_head: Linear<B>,
+    /// Multiple choice as a pointer: the pooled state, projected, is matched against
+    /// each option's words as the model read them (see [`Backbone::forward`]).
+    pub option_query: Linear<B>,
+    pub option_key: Linear<B>,
     pub number_head: Linear<B>,
 }
 
@@ -43,20 +46,39 @@ impl<B: Backend> Backbone<B> {
             positions: init.init([1, seq_len + 1, width], device),
             encoder,
             norm: LayerNormConfig::new(width).init(device),
-            choice_head: LinearConfig::new(width, MAX_OPTIONS).init(device),
+            option_query: LinearConfig::new(width, width).init(device),
+            option_key: LinearConfig::new(width, width).init(device),
             number_head: LinearConfig::new(width, 1).init(device),
         }
     }
 
-    /// `tokens` `[B, L, C]`, `pad` `[B, L]` (true = padding), `invalid_options` `[B, MAX_OPTIONS]`.
-    pub fn forward(&self, tokens: Tensor<B, 3>, pad: Tensor<B, 2, Bool>, invalid_options: Tensor<B, 2, Bool>) -> Answers<B> {
+    /// `tokens` `[B, L, C]` ending with the `L_P` prompt tokens, `pad` `[B, L]` (true =
+    /// padding), `option_spans` `[B, MAX_OPTIONS, L_P]` (the weights that average each
+    /// option's words), `invalid_options` `[B, MAX_OPTIONS]`.
+    ///
+    /// An option's score compares the pooled answer state with that option's own
+    /// words rather than with a fixed "option A/B/C/D" direction: options are shuffled
+    /// per question, so a fixed head would first have to learn which object hides
+    /// behind each letter. A language model answers the same way, by reading the options.
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 3>,
+        pad: Tensor<B, 2, Bool>,
+        option_spans: Tensor<B, 3>,
+        invalid_options: Tensor<B, 2, Bool>,
+    ) -> Answers<B> {
         let [b, l, c] = tokens.dims();
+        let l_p = option_spans.dims()[2];
         let cls = self.cls.val().expand([b, 1, c]);
         let x = Tensor::cat(vec![cls, tokens], 1) + self.positions.val().expand([b, l + 1, c]);
         let pad = Tensor::cat(vec![no_padding::<B>(b, 1, &pad.device()), pad], 1);
-        let h = self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(pad));
-        let pooled = self.norm.forward(h.narrow(1, 0, 1)).reshape([b, c]);
-        let choice_logits = self.choice_head.forward(pooled.clone()).mask_fill(invalid_options, -1e4);
+        let h = self.norm.forward(self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(pad)));
+        let pooled = h.clone().narrow(1, 0, 1).reshape([b, c]);
+        let options = option_spans.matmul(h.narrow(1, l + 1 - l_p, l_p)); // [B, O, C]
+        let query = self.option_query.forward(pooled.clone()).reshape([b, 1, c]);
+        let keys = self.option_key.forward(options);
+        let choice_logits = (keys * query).sum_dim(2).reshape([b, MAX_OPTIONS]) / (c as f64).sqrt();
+        let choice_logits = choice_logits.mask_fill(invalid_options, -1e4);
         let number = self.number_head.forward(pooled).reshape([b]);
         Answers { choice_logits, number }
     }

@@ -229,7 +229,7 @@ impl<B: Backend> GeoSr<B> {
         }
         tokens.push(f_p);
         let pad = Tensor::cat(vec![no_padding::<B>(b, prefix, &prompt_pad.device()), prompt_pad], 1);
-        let answers = self.backbone.forward(Tensor::cat(tokens, 1), pad, batch.invalid_options.clone());
+        let answers = self.backbone.forward(Tensor::cat(tokens, 1), pad, batch.option_spans.clone(), batch.invalid_options.clone());
         ForwardOutput {
             choice_logits: answers.choice_logits,
             number: answers.number,
