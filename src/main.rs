@@ -71,6 +71,9 @@ enum Command {
         experiment: String,
         #[command(flatten)]
         overrides: Overrides,
+        /// Runs at once (each in its own process).
+        #[arg(long, short = 'j', default_value_t = 1)]
+        jobs: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
@@ -281,12 +284,12 @@ fn real_main() -> Result<ExitCode> {
             }
             println!("{}", b.build().with(Style::psql()));
         }
-        Command::Reproduce { experiment, overrides, device, backend } => {
+        Command::Reproduce { experiment, overrides, jobs, device, backend } => {
             let exp = Experiment::load(&experiment)?;
             let (env, sets) = override_layers(&overrides)?;
             let plan = exp.plan(&env, &sets)?;
-            let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
-            let failed = dispatch(&plan, opts, &device, backend, false)?;
+            let todo = announce(&exp, &plan)?;
+            let failed = sweep_local(&exp, &plan, &todo, &overrides, jobs, false, &device, backend)?;
             use geosr::report::table::{build, Format};
             let table = build(&exp, &plan, true)?;
             let verdicts = geosr::report::claims::check(&exp.file.claims, &plan, 2000)?;
@@ -357,71 +360,33 @@ fn real_main() -> Result<ExitCode> {
             let exp = Experiment::load(&experiment)?;
             let (env, sets) = override_layers(&overrides)?;
             let plan = exp.plan(&env, &sets)?;
-            let states = launch::sweep::states(&plan)?;
-            let todo: Vec<usize> = (0..plan.len()).filter(|&i| states[i].needs_run()).collect();
-            let done = states.iter().filter(|s| **s == launch::sweep::RunState::Done).count();
-            let busy = plan.len() - done - todo.len();
-            println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run", exp.name, plan.len(), todo.len());
+            let todo = announce(&exp, &plan)?;
             if todo.is_empty() {
                 return Ok(ExitCode::SUCCESS);
             }
-            let exe = std::env::current_exe().context("cannot find the geosr executable")?;
-            let experiment_path = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
-            let mut args: Vec<String> = overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
-            args.extend(["--backend".into(), backend_name(backend).into()]);
-            match launcher {
+            let failed = match launcher {
                 Launcher::Slurm => {
+                    let exe = std::env::current_exe().context("cannot find the geosr executable")?;
+                    let mut args = child_args(&overrides, backend);
                     args.extend(["--device".into(), device.clone()]);
+                    let experiment_path = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
                     let cmd = launch::slurm::TaskCommand { exe, experiment: experiment_path, args };
                     let opts = launch::slurm::SlurmOptions { partition, gpus_per_task, cpus_per_task, time, array_parallelism };
                     let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir);
                     let workdir = std::env::current_dir().context("cannot read the current directory")?;
                     let sub = launch::slurm::submit(&plan, &todo, &cmd, &workdir, &results, &opts)?;
                     println!("submitted job array {} ({} tasks): {}", sub.job_id, todo.len(), sub.script.display());
-                    println!("follow it with `geosr status {}`; logs in {}", experiment, launch::slurm::slurm_dir(&results, &exp.name).join("logs").display());
+                    println!(
+                        "follow it with `geosr status {experiment}`; logs in {}",
+                        launch::slurm::slurm_dir(&results, &exp.name).join("logs").display()
+                    );
+                    0
                 }
-                Launcher::Local if jobs <= 1 => {
-                    let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
-                    let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
-                    let failed = dispatch(&runs, opts, &device, backend, fail_fast)?;
-                    if failed > 0 {
-                        eprintln!("{failed} run(s) failed");
-                        return Ok(ExitCode::from(1));
-                    }
-                }
-                Launcher::Local => {
-                    let cuda_devices = parse_cuda_devices(&device)?;
-                    if cuda_devices.is_none() {
-                        args.extend(["--device".into(), device.clone()]);
-                    }
-                    let cmd = launch::sweep::ChildCommand { exe, experiment: experiment_path, args, cuda_devices };
-                    let total = todo.len();
-                    let mut finished = 0;
-                    let failed = launch::sweep::run_pool(&plan, &todo, jobs, fail_fast, &cmd, &mut |event| match event {
-                        launch::sweep::Event::Started { spec, log } => {
-                            println!("start  {} seed {} ({})  log: {}", spec.label, spec.seed, spec.id, log.display());
-                        }
-                        launch::sweep::Event::Finished { spec, ok, seconds, log } => {
-                            finished += 1;
-                            let word = if ok { "done  " } else { "FAILED" };
-                            println!("[{finished}/{total}] {word} {} seed {} in {seconds:.0} s", spec.label, spec.seed);
-                            if !ok {
-                                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                                let lines: Vec<&str> = launch::sweep::last_attempt(&text).lines().collect();
-                                for line in &lines[lines.len().saturating_sub(5)..] {
-                                    println!("    {line}");
-                                }
-                            }
-                        }
-                        launch::sweep::Event::Stopping { running } => {
-                            println!("--fail-fast: starting no new runs; waiting for {running} running run(s)");
-                        }
-                    })?;
-                    if failed > 0 {
-                        eprintln!("{failed} run(s) failed");
-                        return Ok(ExitCode::from(1));
-                    }
-                }
+                Launcher::Local => sweep_local(&exp, &plan, &todo, &overrides, jobs, fail_fast, &device, backend)?,
+            };
+            if failed > 0 {
+                eprintln!("{failed} run(s) failed");
+                return Ok(ExitCode::from(1));
             }
         }
         Command::RunIndex { experiment, index, expect_id, overrides, device, backend } => {
@@ -529,6 +494,74 @@ fn real_main() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints where a plan stands and returns the indices of the runs still to do.
+fn announce(exp: &Experiment, plan: &[RunSpec]) -> Result<Vec<usize>> {
+    let states = launch::sweep::states(plan)?;
+    let todo: Vec<usize> = (0..plan.len()).filter(|&i| states[i].needs_run()).collect();
+    let done = states.iter().filter(|s| **s == launch::sweep::RunState::Done).count();
+    let busy = plan.len() - done - todo.len();
+    println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run", exp.name, plan.len(), todo.len());
+    Ok(todo)
+}
+
+/// The arguments a child `geosr run-index` needs to rebuild the same plan.
+fn child_args(overrides: &Overrides, backend: CpuBackend) -> Vec<String> {
+    let mut args: Vec<String> = overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+    args.extend(["--backend".into(), backend_name(backend).into()]);
+    args
+}
+
+/// Runs the plan entries at `todo` on this machine: in this process when `jobs` is 1
+/// (with a progress bar), else in a pool of `jobs` child processes. Returns how many failed.
+#[allow(clippy::too_many_arguments)]
+fn sweep_local(
+    exp: &Experiment,
+    plan: &[RunSpec],
+    todo: &[usize],
+    overrides: &Overrides,
+    jobs: usize,
+    fail_fast: bool,
+    device: &str,
+    backend: CpuBackend,
+) -> Result<usize> {
+    if jobs <= 1 {
+        let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
+        let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.to_string() };
+        return dispatch(&runs, opts, device, backend, fail_fast);
+    }
+    let exe = std::env::current_exe().context("cannot find the geosr executable")?;
+    let mut args = child_args(overrides, backend);
+    let cuda_devices = parse_cuda_devices(device)?;
+    if cuda_devices.is_none() {
+        args.extend(["--device".into(), device.to_string()]);
+    }
+    let experiment = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
+    let cmd = launch::sweep::ChildCommand { exe, experiment, args, cuda_devices };
+    let total = todo.len();
+    let mut finished = 0;
+    let failed = launch::sweep::run_pool(plan, todo, jobs, fail_fast, &cmd, &mut |event| match event {
+        launch::sweep::Event::Started { spec, log } => {
+            println!("start  {} seed {} ({})  log: {}", spec.label, spec.seed, spec.id, log.display());
+        }
+        launch::sweep::Event::Finished { spec, ok, seconds, log } => {
+            finished += 1;
+            let word = if ok { "done  " } else { "FAILED" };
+            println!("[{finished}/{total}] {word} {} seed {} in {seconds:.0} s", spec.label, spec.seed);
+            if !ok {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = launch::sweep::last_attempt(&text).lines().collect();
+                for line in &lines[lines.len().saturating_sub(5)..] {
+                    println!("    {line}");
+                }
+            }
+        }
+        launch::sweep::Event::Stopping { running } => {
+            println!("--fail-fast: starting no new runs; waiting for {running} running run(s)");
+        }
+    })?;
+    Ok(failed)
 }
 
 fn backend_name(backend: CpuBackend) -> &'static str {
