@@ -47,9 +47,11 @@ pub struct EvalRow {
     pub drop_no_vision: f64,
     /// Mean gate alpha (share of the vision stream) over the subtask's questions; empty without a gate.
     pub alpha: Option<f64>,
-    /// What a blind guess scores: the mean of 1 / options for multiple choice; for
-    /// numbers, the MRA of always answering the geometric mean of the subtask's
-    /// answers (a constant that knows the answer distribution, so a generous bar).
+    /// What a blind guess scores. Multiple choice: the mean of 1 / options, or the
+    /// share of the most common right answer's words if higher (a model that reads
+    /// the options can always pick them). Numbers: the MRA of always answering the
+    /// geometric mean of the subtask's answers. A blind model that also uses the
+    /// question's words (an object's usual size) can score above this.
     #[serde(default)]
     pub chance: f64,
 }
@@ -183,7 +185,19 @@ fn chance_score(data: &Dataset, kind: AnswerKind, ps: &[&Prediction]) -> f64 {
     let n = ps.len().max(1) as f64;
     match kind {
         AnswerKind::Choice => {
-            100.0 * ps.iter().map(|p| 1.0 / data.samples[p.index].num_options.max(1) as f64).sum::<f64>() / n
+            // Options are shuffled, so a blind model cannot gain from positions, but
+            // it can from answer words: rel. direction's "front left" is right more
+            // often than 1 in 4, and a model that reads the options can learn that.
+            let uniform = ps.iter().map(|p| 1.0 / data.samples[p.index].num_options.max(1) as f64).sum::<f64>() / n;
+            let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+            for p in ps {
+                let sample = &data.samples[p.index];
+                if let Some(text) = sample.options.get(p.answer as usize) {
+                    *counts.entry(text.as_str()).or_default() += 1;
+                }
+            }
+            let majority = counts.values().copied().max().unwrap_or(0) as f64 / n;
+            100.0 * uniform.max(majority)
         }
         AnswerKind::Number => {
             let guess = (ps.iter().map(|p| p.answer.max(0.0).ln_1p()).sum::<f64>() / n).exp_m1();
