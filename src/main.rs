@@ -113,6 +113,15 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Config keys, per-subtask scores and provenance that differ between two stored runs.
+    Diff {
+        /// A run id (or a unique prefix of one) under results/runs/, or a run folder.
+        run_a: String,
+        run_b: String,
+        /// Only output.results_dir is read, to find runs given by id.
+        #[command(flatten)]
+        overrides: Overrides,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,10 +190,15 @@ fn main() -> ExitCode {
             let usage = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<geosr::eval::score::ScoreError>().is_some()
                 || e.downcast_ref::<geosr::data::features::FeatureError>().is_some()
-                || matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Dirty(_)));
+                || e.downcast_ref::<StoreError>().is_some_and(store_usage);
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Store errors that come from what the user typed rather than from the store.
+fn store_usage(e: &StoreError) -> bool {
+    matches!(e, StoreError::Dirty(_) | StoreError::RunNotFound { .. } | StoreError::AmbiguousRun { .. })
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -359,6 +373,14 @@ fn real_main() -> Result<ExitCode> {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Diff { run_a, run_b, overrides } => {
+            let (env, sets) = override_layers(&overrides)?;
+            let layers: Vec<Layer> = std::iter::once(Layer::defaults()).chain(env).chain(sets).collect();
+            let results = std::path::PathBuf::from(geosr::config::layers::resolve(&layers)?.config.output.results_dir);
+            let a = geosr::runs::find_run(&results, &run_a)?;
+            let b = geosr::runs::find_run(&results, &run_b)?;
+            print!("{}", geosr::report::diff::diff(&a, &b)?.render());
         }
     }
     Ok(ExitCode::SUCCESS)

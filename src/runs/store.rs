@@ -72,4 +72,11 @@ impl RunDir {
         let bytes = w.into_inner().map_err(|e| StoreError::Format { path: path.to_path_buf(), message: e.to_string() })?;
         write_atomic(path, &bytes)
     }
+
+    /// Reads a CSV file of this run (e.g. `eval.csv`) into rows.
+    pub fn read_csv<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Vec<T>, StoreError> {
+        let format = |e: csv::Error| StoreError::Format { path: path.to_path_buf(), message: e.to_string() };
+        let mut reader = csv::Reader::from_path(path).map_err(format)?;
+        reader.deserialize().collect::<Result<_, _>>().map_err(format)
+    }
 }
