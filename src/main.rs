@@ -11,6 +11,7 @@ use tabled::{builder::Builder, settings::Style};
 use geosr::config::layers::{cli_layers, env_layers};
 use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
 use geosr::launch::{self, Outcome, RunOptions};
+use geosr::report::plot::PlotError;
 use geosr::runs::StoreError;
 
 #[derive(Parser)]
@@ -122,6 +123,13 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Draw an experiment's figure from its stored runs to results/plots/EXPERIMENT.{svg,png}:
+    /// grouped bars per subtask and Avg., or Avg. against the swept values for a sweep.
+    Plot {
+        experiment: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,7 +198,12 @@ fn main() -> ExitCode {
             let usage = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<geosr::eval::score::ScoreError>().is_some()
                 || e.downcast_ref::<geosr::data::features::FeatureError>().is_some()
-                || e.downcast_ref::<StoreError>().is_some_and(store_usage);
+                || e.downcast_ref::<StoreError>().is_some_and(store_usage)
+                || e.downcast_ref::<PlotError>().is_some_and(|p| match p {
+                    PlotError::NoRuns { .. } => true,
+                    PlotError::Store(s) => store_usage(s),
+                    _ => false,
+                });
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -381,6 +394,16 @@ fn real_main() -> Result<ExitCode> {
             let a = geosr::runs::find_run(&results, &run_a)?;
             let b = geosr::runs::find_run(&results, &run_b)?;
             print!("{}", geosr::report::diff::diff(&a, &b)?.render());
+        }
+        Command::Plot { experiment, overrides } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let figure = geosr::report::plot::figure(&exp, &plan)?;
+            let dir = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
+            for path in geosr::report::plot::write(&figure, &dir, &exp.name)? {
+                println!("wrote {}", path.display());
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
