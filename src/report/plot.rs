@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
@@ -232,29 +233,22 @@ pub enum ImageFormat {
     Png,
 }
 
-/// Draws `fig` and returns the file's bytes.
+/// Draws `fig` and returns the file's bytes. The PNG is the SVG rasterised, so
+/// the two files always show the same picture.
 pub fn render(fig: &Figure, format: ImageFormat) -> Result<Vec<u8>, PlotError> {
-    register_font()?;
+    let fonts = fonts()?;
     let layout = Layout::of(fig)?;
-    let size = (layout.width, layout.height);
+    let mut svg = String::new();
+    draw(SVGBackend::with_string(&mut svg, (layout.width, layout.height)).into_drawing_area(), fig, &layout)?;
     match format {
-        ImageFormat::Svg => {
-            let mut svg = String::new();
-            draw(SVGBackend::with_string(&mut svg, size).into_drawing_area(), fig, &layout)?;
-            Ok(svg.into_bytes())
-        }
+        ImageFormat::Svg => Ok(svg.into_bytes()),
         ImageFormat::Png => {
-            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
-            draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(), fig, &layout)?;
-            let mut out = Vec::new();
-            let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
-            encoder.set_color(png::ColorType::Rgb);
-            encoder.set_depth(png::BitDepth::Eight);
-            let png_error = |e: png::EncodingError| PlotError::Draw(e.to_string());
-            let mut writer = encoder.write_header().map_err(png_error)?;
-            writer.write_image_data(&rgb).map_err(png_error)?;
-            writer.finish().map_err(png_error)?;
-            Ok(out)
+            let options = resvg::usvg::Options { fontdb: fonts.clone(), ..Default::default() };
+            let tree = resvg::usvg::Tree::from_str(&svg, &options).map_err(|e| PlotError::Draw(e.to_string()))?;
+            let mut pixmap = resvg::tiny_skia::Pixmap::new(layout.width, layout.height)
+                .ok_or_else(|| PlotError::Draw(format!("cannot allocate a {}x{} image", layout.width, layout.height)))?;
+            resvg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap.as_mut());
+            pixmap.encode_png().map_err(|e| PlotError::Draw(e.to_string()))
         }
     }
 }
@@ -272,27 +266,29 @@ pub fn write(fig: &Figure, dir: &Path, name: &str) -> Result<Vec<PathBuf>, PlotE
     Ok(paths)
 }
 
-/// Plotters draws text only with a registered font; register the first sans
-/// serif face the system has, once per process.
-fn register_font() -> Result<(), PlotError> {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        let mut db = fontdb::Database::new();
-        db.load_system_fonts();
-        let Some(bytes) = font_bytes(&db) else { return false };
-        // The font lives as long as the process, as plotters' font table requires.
-        plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(PlotError::NoFont)
-    }
+/// The system's fonts, loaded once per process. Plotters measures and places
+/// text only with a registered font, and the rasteriser needs the same face
+/// for the SVG's `sans-serif`, so one sans serif face is picked for both.
+fn fonts() -> Result<&'static Arc<fontdb::Database>, PlotError> {
+    static FONTS: OnceLock<Option<Arc<fontdb::Database>>> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = fontdb::Database::new();
+            db.load_system_fonts();
+            let (family, bytes) = sans_serif(&db)?;
+            // The font lives as long as the process, as plotters' font table requires.
+            plotters::style::register_font(FONT, FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).ok()?;
+            db.set_sans_serif_family(family);
+            Some(Arc::new(db))
+        })
+        .as_ref()
+        .ok_or(PlotError::NoFont)
 }
 
-/// A regular sans serif face from `db`, preferring DejaVu Sans (Debian's
-/// fonts-dejavu-core) so plots look the same on every machine that has it.
-fn font_bytes(db: &fontdb::Database) -> Option<Vec<u8>> {
+/// A regular sans serif face from `db` (its family name and file), preferring
+/// DejaVu Sans (Debian's fonts-dejavu-core) so plots look the same on every
+/// machine that has it.
+fn sans_serif(db: &fontdb::Database) -> Option<(String, Vec<u8>)> {
     use fontdb::{Family, Query};
     let families = [Family::Name("DejaVu Sans"), Family::Name("Liberation Sans"), Family::Name("Noto Sans"), Family::SansSerif];
     let id = families
@@ -300,7 +296,9 @@ fn font_bytes(db: &fontdb::Database) -> Option<Vec<u8>> {
         .find_map(|f| db.query(&Query { families: std::slice::from_ref(f), ..Query::default() }))
         // Plotters reads the first face of a file, so only a file's first face will do.
         .or_else(|| db.faces().find(|f| f.index == 0).map(|f| f.id))?;
-    db.with_face_data(id, |data, index| (index == 0).then(|| data.to_vec())).flatten()
+    let family = db.face(id)?.families.first()?.0.clone();
+    let bytes = db.with_face_data(id, |data, index| (index == 0).then(|| data.to_vec())).flatten()?;
+    Some((family, bytes))
 }
 
 /// Colour-blind-safe colours (Okabe and Ito), one per variant or line.
@@ -343,6 +341,7 @@ struct Layout {
 enum Swatch {
     Filled,
     Hollow,
+    ErrorBar,
     Line,
     Dashed,
 }
@@ -355,7 +354,7 @@ fn legend_items(fig: &Figure) -> Vec<(RGBColor, Swatch, String)> {
                 items.push((RGBColor(90, 90, 90), Swatch::Hollow, "paper (hollow bar)".into()));
             }
             if b.series.iter().any(|s| s.values.iter().flatten().any(|v| v.std.is_some())) {
-                items.push((RGBColor(0, 0, 0), Swatch::Line, "ours: mean ± std over seeds".into()));
+                items.push((BLACK, Swatch::ErrorBar, "ours: mean ± std over seeds".into()));
             }
             items
         }
@@ -378,6 +377,16 @@ fn has_paper(b: &Bars) -> bool {
     b.series.iter().any(|s| s.paper.iter().any(Option::is_some))
 }
 
+/// The width of one variant's place in group `g`: room for the paper's bar
+/// only where the paper has a number in that group.
+fn slot(b: &Bars, g: usize) -> f64 {
+    if b.series.iter().any(|s| s.paper[g].is_some()) {
+        2.0 * BAR_PX
+    } else {
+        BAR_PX
+    }
+}
+
 /// Which series have a bar (ours or the paper's) in group `g`.
 fn present(b: &Bars, g: usize) -> Vec<usize> {
     (0..b.series.len()).filter(|&i| b.series[i].values[g].is_some() || b.series[i].paper[g].is_some()).collect()
@@ -397,11 +406,10 @@ impl Layout {
         let title_width = text_width(title, 20)? + 40;
         let (plot_width, groups) = match fig {
             Figure::Bars(b) => {
-                let slot = if has_paper(b) { 2.0 * BAR_PX } else { BAR_PX };
                 let mut x = 0.0;
                 let mut groups = Vec::new();
                 for (g, header) in b.groups.iter().enumerate() {
-                    let bars = present(b, g).len() as f64 * slot;
+                    let bars = present(b, g).len() as f64 * slot(b, g);
                     let width = (bars + 24.0).max(f64::from(text_width(header, LABEL_PX)?) + 16.0);
                     groups.push((x, x + width));
                     x += width;
@@ -483,6 +491,7 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars, layout
         .configure_mesh()
         .disable_x_mesh()
         .x_label_formatter(&name_at)
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_label_style((FONT, LABEL_PX))
         .y_label_style((FONT, LABEL_PX))
         .axis_desc_style((FONT, 15))
@@ -491,10 +500,9 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars, layout
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
-    let paper = has_paper(b);
     for (g, &(start, stop)) in layout.groups.iter().enumerate() {
         let shown = present(b, g);
-        let slot = if paper { 2.0 * BAR_PX } else { BAR_PX };
+        let slot = slot(b, g);
         let mut x = (start + stop) / 2.0 - shown.len() as f64 * slot / 2.0;
         for i in shown {
             let c = colour(i);
@@ -506,12 +514,10 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars, layout
                     chart.draw_series(std::iter::once(ErrorBar::new_vertical(mid, v.mean - sd, v.mean, v.mean + sd, BLACK.stroke_width(1), 6)))?;
                 }
             }
-            if paper {
-                if let Some(p) = s.paper[g] {
-                    let x0 = x + BAR_PX;
-                    chart.draw_series(std::iter::once(Rectangle::new([(x0 + 1.0, 0.0), (x0 + BAR_PX - 1.0, p)], c.mix(0.2).filled())))?;
-                    chart.draw_series(std::iter::once(Rectangle::new([(x0 + 1.0, 0.0), (x0 + BAR_PX - 1.0, p)], c.stroke_width(2))))?;
-                }
+            if let Some(p) = s.paper[g] {
+                let x0 = x + BAR_PX;
+                chart.draw_series(std::iter::once(Rectangle::new([(x0 + 1.0, 0.0), (x0 + BAR_PX - 1.0, p)], c.mix(0.2).filled())))?;
+                chart.draw_series(std::iter::once(Rectangle::new([(x0 + 1.0, 0.0), (x0 + BAR_PX - 1.0, p)], c.stroke_width(2))))?;
             }
             x += slot;
         }
@@ -581,6 +587,7 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(RGBC
                 area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.mix(0.2).filled()))?;
                 area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.stroke_width(2)))?;
             }
+            Swatch::ErrorBar => area.draw(&ErrorBar::new_vertical(15, y - 7, y + 1, y + 9, c.stroke_width(1), 6))?,
             Swatch::Line => {
                 area.draw(&PathElement::new(vec![(4, y + 1), (26, y + 1)], c.stroke_width(2)))?;
                 area.draw(&Circle::new((15, y + 1), 3, c.filled()))?;
@@ -602,7 +609,7 @@ mod tests {
 
     #[test]
     fn an_empty_font_database_gives_no_font() {
-        assert!(font_bytes(&fontdb::Database::new()).is_none());
+        assert!(sans_serif(&fontdb::Database::new()).is_none());
     }
 
     #[test]
