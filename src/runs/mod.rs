@@ -36,6 +36,6 @@ pub enum StoreError {
     Dirty(String),
     #[error("no run `{query}`: not a run folder (one with manifest.json or config.toml), and no run id under {} starts with it", searched.display())]
     RunNotFound { query: String, searched: std::path::PathBuf },
-    #[error("run id `{query}` is ambiguous: {} runs under {} have an id starting with it:\n{}", matches.len(), searched.display(), matches.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    #[error("run id `{query}` is ambiguous: {} runs under {} have an id starting with it (give more of the id, or the run folder):\n{}", matches.len(), searched.display(), matches.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
     AmbiguousRun { query: String, searched: std::path::PathBuf, matches: Vec<std::path::PathBuf> },
 }
