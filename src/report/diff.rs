@@ -129,7 +129,8 @@ fn read_eval(dir: &RunDir) -> Result<Option<Vec<EvalRow>>, StoreError> {
 /// and the patch text are left out: they differ between any two invocations and
 /// say more as `git_commit` and `git_dirty`.
 fn provenance_changes(a: &Provenance, b: &Provenance) -> Vec<Change> {
-    let fields: [(&str, fn(&Provenance) -> String); 11] = [
+    type Field = (&'static str, fn(&Provenance) -> String);
+    let fields: [Field; 11] = [
         ("git_commit", |p| p.git_commit.clone().unwrap_or_else(|| "none".into())),
         ("git_branch", |p| p.git_branch.clone().unwrap_or_else(|| "none".into())),
         ("git_dirty", |p| p.git_dirty.to_string()),

@@ -97,16 +97,6 @@ pub enum Figure {
     Curves(Curves),
 }
 
-impl Figure {
-    /// Every series or line name, as the legend shows it.
-    pub fn names(&self) -> Vec<String> {
-        match self {
-            Figure::Bars(b) => b.series.iter().map(series_name).collect(),
-            Figure::Curves(c) => c.lines.iter().map(|l| l.name.clone()).collect(),
-        }
-    }
-}
-
 fn series_name(s: &BarSeries) -> String {
     if s.name.is_empty() || s.name == s.label {
         s.label.clone()
