@@ -487,7 +487,7 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars, layout
         .axis_desc_style((FONT, 15))
         .x_desc("subtask")
         .y_desc("score (%)")
-        .light_line_style(WHITE)
+        .max_light_lines(0)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
     for (g, &(start, stop)) in layout.groups.iter().enumerate() {
@@ -537,7 +537,7 @@ fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &Curves) ->
         .axis_desc_style((FONT, 15))
         .x_desc("swept value")
         .y_desc(c.y_desc.as_str())
-        .light_line_style(WHITE)
+        .max_light_lines(0)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
     for (i, l) in c.lines.iter().enumerate() {
