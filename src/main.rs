@@ -11,6 +11,7 @@ use tabled::{builder::Builder, settings::Style};
 use geosr::config::layers::{cli_layers, env_layers};
 use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
 use geosr::launch::{self, Outcome, RunOptions};
+use geosr::report::plot::PlotError;
 use geosr::runs::StoreError;
 
 #[derive(Parser)]
@@ -166,6 +167,22 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Config keys, per-subtask scores and provenance that differ between two stored runs.
+    Diff {
+        /// A run id (or a unique prefix of one) under results/runs/, or a run folder.
+        run_a: String,
+        run_b: String,
+        /// Only output.results_dir is read, to find runs given by id.
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Draw an experiment's figure from its stored runs to results/plots/EXPERIMENT.{svg,png}:
+    /// grouped bars per subtask and Avg., or Avg. against the swept values for a sweep.
+    Plot {
+        experiment: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
 }
 
 #[derive(Subcommand)]
@@ -242,10 +259,20 @@ fn main() -> ExitCode {
             let usage = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<geosr::eval::score::ScoreError>().is_some()
                 || e.downcast_ref::<geosr::data::features::FeatureError>().is_some()
-                || matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Dirty(_)));
+                || e.downcast_ref::<StoreError>().is_some_and(store_usage)
+                || e.downcast_ref::<PlotError>().is_some_and(|p| match p {
+                    PlotError::NoRuns { .. } => true,
+                    PlotError::Store(s) => store_usage(s),
+                    _ => false,
+                });
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Store errors that come from what the user typed rather than from the store.
+fn store_usage(e: &StoreError) -> bool {
+    matches!(e, StoreError::Dirty(_) | StoreError::RunNotFound { .. } | StoreError::AmbiguousRun { .. })
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -490,6 +517,24 @@ fn real_main() -> Result<ExitCode> {
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Diff { run_a, run_b, overrides } => {
+            let (env, sets) = override_layers(&overrides)?;
+            let layers: Vec<Layer> = std::iter::once(Layer::defaults()).chain(env).chain(sets).collect();
+            let results = std::path::PathBuf::from(geosr::config::layers::resolve(&layers)?.config.output.results_dir);
+            let a = geosr::runs::find_run(&results, &run_a)?;
+            let b = geosr::runs::find_run(&results, &run_b)?;
+            print!("{}", geosr::report::diff::diff(&a, &b)?.render());
+        }
+        Command::Plot { experiment, overrides } => {
+            let exp = Experiment::load(&experiment)?;
+            let (env, sets) = override_layers(&overrides)?;
+            let plan = exp.plan(&env, &sets)?;
+            let figure = geosr::report::plot::figure(&exp, &plan)?;
+            let dir = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
+            for path in geosr::report::plot::write(&figure, &dir, &exp.name)? {
+                println!("wrote {}", path.display());
             }
         }
     }

@@ -1,5 +1,7 @@
-//! Reports: the paper's reference numbers (and, later, tables and plots).
+//! Reports: the paper's reference numbers, tables, plots and run-to-run diffs.
 
 pub mod claims;
+pub mod diff;
 pub mod paper;
+pub mod plot;
 pub mod table;

@@ -1,9 +1,11 @@
 //! Run identity, provenance and the on-disk run store.
 
+pub mod find;
 pub mod manifest;
 pub mod store;
 
 pub use manifest::{Manifest, Provenance, Status};
+pub use find::find_run;
 pub use store::{write_atomic, RunDir, RunLock};
 
 use sha2::{Digest, Sha256};
@@ -32,4 +34,8 @@ pub enum StoreError {
     Format { path: std::path::PathBuf, message: String },
     #[error("the working tree has uncommitted changes and --require-clean is set:\n{0}")]
     Dirty(String),
+    #[error("no run `{query}`: not a run folder (one with manifest.json or config.toml), and no run id under {} starts with it", searched.display())]
+    RunNotFound { query: String, searched: std::path::PathBuf },
+    #[error("run id `{query}` is ambiguous: {} runs under {} have an id starting with it (give more of the id, or the run folder):\n{}", matches.len(), searched.display(), matches.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    AmbiguousRun { query: String, searched: std::path::PathBuf, matches: Vec<std::path::PathBuf> },
 }

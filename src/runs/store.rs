@@ -18,6 +18,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
+    // Temp files are private (0600); results are meant to be read by others too
+    // (a shared results folder on a cluster), so give them a file's usual mode.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+    }
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
@@ -94,6 +101,13 @@ impl RunDir {
         }
         let bytes = w.into_inner().map_err(|e| StoreError::Format { path: path.to_path_buf(), message: e.to_string() })?;
         write_atomic(path, &bytes)
+    }
+
+    /// Reads a CSV file of this run (e.g. `eval.csv`) into rows.
+    pub fn read_csv<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Vec<T>, StoreError> {
+        let format = |e: csv::Error| StoreError::Format { path: path.to_path_buf(), message: e.to_string() };
+        let mut reader = csv::Reader::from_path(path).map_err(format)?;
+        reader.deserialize().collect::<Result<_, _>>().map_err(format)
     }
 }
 

@@ -28,3 +28,59 @@ impl Project {
         p
     }
 }
+
+/// An eval.csv row with the given score and probe drops.
+pub fn eval_row(subtask: &str, score: f64, drop_no_geometry: f64, drop_no_vision: f64) -> geosr::eval::EvalRow {
+    geosr::eval::EvalRow {
+        subtask: subtask.into(),
+        name: subtask.into(),
+        metric: "accuracy".into(),
+        questions: 10,
+        score,
+        score_no_geometry: score - drop_no_geometry,
+        score_no_vision: score - drop_no_vision,
+        drop_no_geometry,
+        drop_no_vision,
+        alpha: None,
+        chance: 25.0,
+    }
+}
+
+/// Stores a finished run of `spec` the way `geosr run` does (config.toml,
+/// manifest.json, eval.csv), without training; returns its folder.
+pub fn store_run(spec: &geosr::config::RunSpec, eval: &[geosr::eval::EvalRow], provenance: geosr::runs::Provenance) -> geosr::runs::RunDir {
+    use geosr::runs::{Manifest, Status};
+    let dir = geosr::launch::run_dir(spec);
+    let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
+    geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
+    dir.write_csv(&dir.eval_csv(), eval).unwrap();
+    dir.write_manifest(&Manifest {
+        experiment: spec.experiment.clone(),
+        label: spec.label.clone(),
+        variant: spec.variant.clone(),
+        seed: spec.seed,
+        run_id: spec.id.clone(),
+        status: Status::Done,
+        reason: None,
+        failed_step: None,
+        started: None,
+        ended: None,
+        provenance,
+        pid: None,
+        slurm_task: None,
+        resumed_from_step: None,
+        cost: None,
+    })
+    .unwrap();
+    dir
+}
+
+/// The plan of `experiments/NAME.toml` in `p`, storing its runs under `p`'s `results/`.
+pub fn plan_in(p: &Project, name: &str) -> (geosr::config::Experiment, Vec<geosr::config::RunSpec>) {
+    let path = p.path().join("experiments").join(format!("{name}.toml"));
+    let exp = geosr::config::Experiment::load(path.to_str().unwrap()).unwrap();
+    let results = p.path().join("results");
+    let sets = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", results.display())]).unwrap();
+    let plan = exp.plan(&[], &sets).unwrap();
+    (exp, plan)
+}

@@ -1,0 +1,134 @@
+//! `geosr plot`: figures drawn from runs written by the test.
+
+mod common;
+
+use assert_cmd::Command;
+use common::{eval_row, plan_in, store_run, Project};
+use geosr::report::plot::{figure, render, write, Figure, ImageFormat, PlotError};
+use geosr::runs::Provenance;
+use predicates::prelude::*;
+
+const BARS: &str = r#"
+title = "Bars"
+seeds = [0, 1]
+reference = "paper.csv"
+columns = ["obj_count", "abs_distance"]
+[[variants]]
+label = "a"
+name = "Ours"
+set = { "model.mask.kind" = "random" }
+[[variants]]
+label = "b"
+name = "No masking"
+set = { "model.mask.kind" = "none" }
+"#;
+
+const SWEEP: &str = r#"
+title = "Sweep"
+seeds = [0]
+reference = "paper.csv"
+[[variants]]
+label = "g"
+set = { "model.mask.kind" = "random" }
+[[sweep.zip]]
+"model.mask.gamma" = [0.8, 0.6, 0.8]
+"model.mask.beta" = [0.5, 0.5, 0.3]
+"#;
+
+fn store(spec: &geosr::config::RunSpec, scores: [f64; 3]) {
+    let rows = [eval_row("obj_count", scores[0], 0.0, 0.0), eval_row("abs_distance", scores[1], 0.0, 0.0), eval_row("avg_macro", scores[2], 0.0, 0.0)];
+    store_run(spec, &rows, Provenance::collect("flex", "cpu"));
+}
+
+fn bars_project() -> (Project, geosr::config::Experiment, Vec<geosr::config::RunSpec>) {
+    let p = Project::new();
+    p.write("paper.csv", "setting,obj_count,abs_distance,avg\na,68.3,38.7,51.9\n");
+    p.write("experiments/bars.toml", BARS);
+    let (exp, plan) = plan_in(&p, "bars");
+    (p, exp, plan)
+}
+
+#[test]
+fn bars_carry_the_tables_means_stds_and_the_papers_numbers() {
+    let (_p, exp, plan) = bars_project();
+    store(&plan[0], [60.0, 40.0, 50.0]);
+    store(&plan[1], [70.0, 44.0, 57.0]);
+    store(&plan[2], [50.0, 48.0, 49.0]);
+    let Figure::Bars(bars) = figure(&exp, &plan).unwrap() else { panic!("expected bars") };
+    assert_eq!(bars.groups, ["Obj. Cnt.", "Abs. Dist.", "Avg."]);
+    let a = &bars.series[0];
+    let obj = a.values[0].unwrap();
+    assert_eq!((obj.mean, obj.seeds), (65.0, 2));
+    assert!((obj.std.unwrap() - 50f64.sqrt()).abs() < 1e-9);
+    assert_eq!(a.paper, [Some(68.3), Some(38.7), Some(51.9)]);
+    // One seed: a mean and no error bar.
+    let b = &bars.series[1];
+    assert_eq!(b.values[0].unwrap().std, None);
+    assert_eq!(b.paper, [None, None, None]);
+}
+
+#[test]
+fn plot_writes_an_svg_naming_every_variant_and_a_png() {
+    let (p, exp, plan) = bars_project();
+    for (spec, s) in plan.iter().zip([[60.0, 40.0, 50.0], [70.0, 44.0, 57.0], [50.0, 48.0, 49.0], [52.0, 46.0, 49.0]]) {
+        store(spec, s);
+    }
+    let fig = figure(&exp, &plan).unwrap();
+    let dir = p.path().join("results/plots");
+    let paths = write(&fig, &dir, "bars").unwrap();
+    assert_eq!(paths, [dir.join("bars.svg"), dir.join("bars.png")]);
+    let svg = std::fs::read_to_string(&paths[0]).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    for name in ["(a) Ours", "(b) No masking", "paper (hollow bar)", "Obj. Cnt.", "Avg."] {
+        assert!(svg.contains(name), "the SVG lacks {name}");
+    }
+    let png = std::fs::read(&paths[1]).unwrap();
+    assert!(png.len() > 1000 && png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_sweep_becomes_one_curve_per_axis_with_the_papers_points() {
+    let p = Project::new();
+    p.write("paper.csv", "axis,gamma,beta,avg\ngamma,0.8,0.5,66.1\ngamma,0.6,0.5,65.9\nbeta,0.8,0.3,64.9\nbeta,0.8,0.5,66.1\n");
+    p.write("experiments/sweep.toml", SWEEP);
+    let (exp, plan) = plan_in(&p, "sweep");
+    // Labels: g_gamma0.8_beta0.5, g_gamma0.6_beta0.5, g_gamma0.8_beta0.3.
+    for (spec, avg) in plan.iter().zip([61.0, 58.0, 55.0]) {
+        store(spec, [0.0, 0.0, avg]);
+    }
+    let Figure::Curves(curves) = figure(&exp, &plan).unwrap() else { panic!("expected curves") };
+    assert_eq!(curves.lines.len(), 2);
+    let gamma = &curves.lines[0];
+    assert_eq!(gamma.name, "gamma (beta = 0.5)");
+    assert_eq!(gamma.points.iter().map(|(x, s)| (*x, s.mean)).collect::<Vec<_>>(), [(0.6, 58.0), (0.8, 61.0)]);
+    assert_eq!(gamma.paper, [(0.6, 65.9), (0.8, 66.1)]);
+    let beta = &curves.lines[1];
+    assert_eq!(beta.name, "beta (gamma = 0.8)");
+    assert_eq!(beta.points.iter().map(|(x, s)| (*x, s.mean)).collect::<Vec<_>>(), [(0.3, 55.0), (0.5, 61.0)]);
+    assert_eq!(beta.paper, [(0.3, 64.9), (0.5, 66.1)]);
+    let svg = String::from_utf8(render(&Figure::Curves(curves), ImageFormat::Svg).unwrap()).unwrap();
+    assert!(svg.contains("gamma (beta = 0.5) (paper)") && svg.contains("Avg. (%)"));
+}
+
+#[test]
+fn nothing_to_plot_is_an_error_not_an_empty_picture() {
+    let (_p, exp, plan) = bars_project();
+    assert!(matches!(figure(&exp, &plan), Err(PlotError::NoRuns { .. })));
+}
+
+#[test]
+fn plot_command_writes_both_files_and_exits_2_without_runs() {
+    let (p, _, plan) = bars_project();
+    let mut cmd = Command::cargo_bin("geosr").unwrap();
+    cmd.current_dir(p.path()).args(["plot", "bars"]).assert().code(2).stderr(predicate::str::contains("no finished runs"));
+    store(&plan[0], [60.0, 40.0, 50.0]);
+    let mut cmd = Command::cargo_bin("geosr").unwrap();
+    cmd.current_dir(p.path())
+        .args(["plot", "bars"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("results/plots/bars.svg").and(predicate::str::contains("results/plots/bars.png")));
+    assert!(p.path().join("results/plots/bars.png").is_file());
+}
