@@ -332,6 +332,15 @@ fn real_main() -> Result<ExitCode> {
                 geosr::runs::write_atomic(&path, text.as_bytes())?;
                 println!("wrote {}", path.display());
             }
+            // The figure is a convenience on top of the tables: a machine without a
+            // font still gets its tables, and a warning says why there is no plot.
+            let plots = results.parent().map(|r| r.join("plots")).unwrap_or_else(|| "plots".into());
+            match geosr::report::plot::figure(&exp, &plan).map_err(anyhow::Error::from).and_then(|f| {
+                geosr::report::plot::write(&f, &plots, &exp.name).map_err(anyhow::Error::from)
+            }) {
+                Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
+                Err(e) => eprintln!("warning: no plot: {e}"),
+            }
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));

@@ -265,6 +265,8 @@ fn reproduce_runs_then_writes_the_tables() {
         let text = std::fs::read_to_string(p.path().join(format!("results/tables/tiny.{ext}"))).unwrap();
         assert!(text.contains("a"), "{ext}");
     }
+    let svg = std::fs::read_to_string(p.path().join("results/plots/tiny.svg")).unwrap();
+    assert!(svg.contains("<svg"), "reproduce draws the figure too");
     let csv = std::fs::read_to_string(p.path().join("results/tables/tiny.csv")).unwrap();
     assert!(csv.starts_with("setting,column,mean,std,seeds,rank,paper"));
     assert_eq!(csv.lines().count(), 1 + 9, "8 subtasks and Avg. for one row");
