@@ -212,3 +212,42 @@ fn zip_lists_of_unequal_length_are_rejected() {
     let e = error_for(&[], "title='e'\n[[variants]]\nlabel='a'\n[[sweep.zip]]\n'model.mask.gamma'=[0.1,0.2]\n'model.mask.beta'=[0.1]\n", &[]);
     assert!(e.to_string().contains("sweep.zip[0]"), "{e}");
 }
+
+#[test]
+fn plan_resolves_each_row_once_yet_matches_resolving_every_run() {
+    let p = common::Project::new();
+    p.write(
+        "experiments/multi.toml",
+        r#"
+title = "multi"
+seeds = [0, 7, 3]
+[[variants]]
+label = "a"
+[[variants]]
+label = "e"
+set = { "model.mask.kind" = "none", "model.fusion" = "additive" }
+[sweep.grid]
+"model.mask.gamma" = [0.6, 0.8]
+"#,
+    );
+    let exp = geosr::config::Experiment::load(p.path().join("experiments/multi.toml").to_str().unwrap()).unwrap();
+    let check = |cli: &[geosr::config::Layer]| {
+        let plan = exp.plan(&[], cli).unwrap();
+        assert_eq!(plan.len(), 2 * 2 * 3);
+        for spec in &plan {
+            let v = exp.variant(&spec.variant).unwrap();
+            let full = exp.run_spec(v, &spec.sweep, spec.seed, &[], cli).unwrap();
+            assert_eq!(spec.id, full.id, "{} seed {}", spec.label, spec.seed);
+            assert_eq!(spec.resolved.provenance, full.resolved.provenance);
+            assert_eq!(spec.label, full.label);
+        }
+        plan
+    };
+    let plan = check(&[]);
+    let seeds: Vec<u64> = plan.iter().map(|r| r.resolved.config.train.seed).collect();
+    assert_eq!(&seeds[..3], &[0, 7, 3]);
+    // `--set train.seed=5` wins over the seeds: every seed of a row is then the same run.
+    let plan = check(&geosr::config::layers::cli_layers(&["train.seed=5".into()]).unwrap());
+    assert!(plan.iter().all(|r| r.resolved.config.train.seed == 5));
+    assert_eq!(plan[0].id, plan[1].id);
+}
