@@ -66,8 +66,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
     },
-    /// The main job: run every run of an experiment (skipping finished ones), then
-    /// print its table with the paper's numbers and claims, and write it to results/tables/.
+    /// The main job: a sweep of the experiment (finished runs are skipped), then its table
+    /// with the paper's numbers and claims, written to results/tables/, and its figure,
+    /// drawn to results/plots/.
     Reproduce {
         experiment: String,
         #[command(flatten)]
