@@ -225,7 +225,7 @@ enum BenchName {
 }
 
 /// The embedded CPU backends. Flex is the default: a training step of the quick
-/// experiment's model took 57 ms on Flex and 91 ms on NdArray (`geosr bench`, see README).
+/// experiment's full model took 49 ms on Flex and 54 ms on NdArray (`geosr bench`, see README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 enum CpuBackend {
     #[default]
