@@ -86,24 +86,8 @@ fn main() {
         let dir = RunDir::new(&results, &spec.experiment, &spec.dir_name());
         let variant: usize = spec.variant[1..].parse().unwrap();
         dir.write_csv(&dir.eval_csv(), &eval_rows(spec.seed as usize, variant)).unwrap();
-        dir.write_manifest(&Manifest {
-            experiment: spec.experiment.clone(),
-            label: spec.label.clone(),
-            variant: spec.variant.clone(),
-            seed: spec.seed,
-            run_id: spec.id.clone(),
-            status: Status::Done,
-            reason: None,
-            failed_step: None,
-            started: None,
-            ended: None,
-            provenance: provenance.clone(),
-            pid: None,
-            slurm_task: None,
-            resumed_from_step: None,
-            cost: None,
-        })
-        .unwrap();
+        dir.write_manifest(&Manifest { status: Status::Done, ..Manifest::for_run(spec, provenance.clone()) })
+            .unwrap();
     }
     let write_time = start.elapsed();
 

@@ -6,7 +6,7 @@ use common::Project;
 use geosr::config::Experiment;
 use geosr::eval::EvalRow;
 use geosr::report::table::{build, Format};
-use geosr::runs::{Manifest, Provenance, RunDir, Status};
+use geosr::runs::{Provenance, RunDir};
 
 const EXP: &str = r#"
 title = "T"
@@ -41,27 +41,10 @@ fn row(subtask: &str, score: f64) -> EvalRow {
 }
 
 /// Stores a finished run with the given scores (obj_count, abs_distance, avg_macro).
-fn store(spec: &geosr::config::RunSpec, root: &std::path::Path, scores: [f64; 3]) {
-    let dir = RunDir::new(&root.join("results"), &spec.experiment, &spec.dir_name());
-    dir.write_csv(&dir.eval_csv(), &[row("obj_count", scores[0]), row("abs_distance", scores[1]), row("avg_macro", scores[2])]).unwrap();
-    dir.write_manifest(&Manifest {
-        experiment: spec.experiment.clone(),
-        label: spec.label.clone(),
-        variant: spec.variant.clone(),
-        seed: spec.seed,
-        run_id: spec.id.clone(),
-        status: Status::Done,
-        reason: None,
-        failed_step: None,
-        started: None,
-        ended: None,
-        provenance: Provenance::collect("flex", "cpu"),
-        pid: None,
-        slurm_task: None,
-        resumed_from_step: None,
-        cost: None,
-    })
-    .unwrap();
+/// (The plan's `output.results_dir` puts it under the test's project.)
+fn store(spec: &geosr::config::RunSpec, scores: [f64; 3]) {
+    let rows = [row("obj_count", scores[0]), row("abs_distance", scores[1]), row("avg_macro", scores[2])];
+    common::store_run(spec, &rows, Provenance::collect("flex", "cpu"));
 }
 
 #[test]
@@ -75,9 +58,9 @@ fn table_reports_mean_std_ranks_and_the_papers_numbers() {
     let plan = exp.plan(&[], &sets).unwrap();
     assert_eq!(plan.len(), 4);
     // a: two seeds; b: one seed done, one missing.
-    store(&plan[0], p.path(), [60.0, 40.0, 50.0]);
-    store(&plan[1], p.path(), [70.0, 44.0, 57.0]);
-    store(&plan[2], p.path(), [50.0, 48.0, 49.0]);
+    store(&plan[0], [60.0, 40.0, 50.0]);
+    store(&plan[1], [70.0, 44.0, 57.0]);
+    store(&plan[2], [50.0, 48.0, 49.0]);
 
     let t = build(&exp, &plan, true).unwrap();
     assert_eq!(t.columns.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["obj_count", "abs_distance", "avg"]);
@@ -104,7 +87,7 @@ fn table_reports_mean_std_ranks_and_the_papers_numbers() {
 }
 
 fn store_predictions(spec: &geosr::config::RunSpec, root: &std::path::Path, right: impl Fn(usize) -> bool) {
-    store(spec, root, [0.0, 0.0, 0.0]);
+    store(spec, [0.0, 0.0, 0.0]);
     let dir = RunDir::new(&root.join("results"), &spec.experiment, &spec.dir_name());
     let preds: Vec<geosr::eval::Prediction> = (0..200)
         .map(|i| {

@@ -276,16 +276,18 @@ impl Experiment {
                 let set_by_seeds = first.resolved.provenance.get("train.seed").is_some_and(|(value, source)| {
                     *source == seeds_layer && *value == self.file.seeds[0].to_string()
                 });
-                for &seed in &self.file.seeds[1..] {
-                    let mut resolved = first.resolved.clone();
-                    if set_by_seeds {
-                        resolved.config.train.seed = seed;
-                        resolved.provenance.insert("train.seed".into(), (seed.to_string(), seeds_layer.clone()));
-                    }
-                    let id = crate::runs::run_id(&resolved.config);
-                    runs.push(RunSpec { seed, resolved, id, ..first.clone() });
-                }
-                let others = runs.split_off(runs.len() - (self.file.seeds.len() - 1));
+                let others: Vec<RunSpec> = self.file.seeds[1..]
+                    .iter()
+                    .map(|&seed| {
+                        let mut resolved = first.resolved.clone();
+                        if set_by_seeds {
+                            resolved.config.train.seed = seed;
+                            resolved.provenance.insert("train.seed".into(), (seed.to_string(), seeds_layer.clone()));
+                        }
+                        let id = crate::runs::run_id(&resolved.config);
+                        RunSpec { seed, resolved, id, ..first.clone() }
+                    })
+                    .collect();
                 runs.push(first);
                 runs.extend(others);
             }

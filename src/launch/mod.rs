@@ -94,21 +94,12 @@ pub fn run_one<B: AutodiffBackend>(
     let config_toml = toml::to_string_pretty(config).expect("config serializes to TOML");
     crate::runs::write_atomic(&dir.config_path(), config_toml.as_bytes())?;
     let mut manifest = Manifest {
-        experiment: spec.experiment.clone(),
-        label: spec.label.clone(),
-        variant: spec.variant.clone(),
-        seed: spec.seed,
-        run_id: spec.id.clone(),
         status: Status::Running,
-        reason: None,
-        failed_step: None,
         started: Some(now_rfc3339()),
-        ended: None,
-        provenance: Provenance::collect(&opts.backend, &opts.device),
         pid: Some(std::process::id()),
         slurm_task: slurm_task_from_env(),
         resumed_from_step: resume_from,
-        cost: None,
+        ..Manifest::for_run(spec, Provenance::collect(&opts.backend, &opts.device))
     };
     reset_peak_rss();
     let started = std::time::Instant::now();

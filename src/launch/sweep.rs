@@ -163,7 +163,7 @@ pub fn run_pool(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / jobs).max(1).to_string();
     let mut queue = todo.iter().copied();
-    let mut running: Vec<(Child, usize, usize, Instant)> = Vec::new(); // child, plan index, slot, start
+    let mut running: Vec<(Child, usize, usize, Instant, PathBuf)> = Vec::new(); // child, plan index, slot, start, log
     let mut free_slots: Vec<usize> = (0..jobs).rev().collect();
     let mut failed = 0;
     let mut stopping = false;
@@ -199,8 +199,8 @@ pub fn run_pool(
                 .stderr(err)
                 .spawn()
                 .map_err(|source| StoreError::Io { path: cmd.exe.clone(), source })?;
-            on_event(Event::Started { spec, log });
-            running.push((child, index, slot, Instant::now()));
+            on_event(Event::Started { spec, log: log.clone() });
+            running.push((child, index, slot, Instant::now(), log));
         }
         if running.is_empty() {
             return Ok(failed);
@@ -213,16 +213,11 @@ pub fn run_pool(
                 k += 1;
                 continue;
             };
-            let (_, index, slot, start) = running.swap_remove(k);
+            let (_, index, slot, start, log) = running.swap_remove(k);
             free_slots.push(slot);
             let spec = &plan[index];
             let ok = status.success();
-            on_event(Event::Finished {
-                spec,
-                ok,
-                seconds: start.elapsed().as_secs_f64(),
-                log: super::run_dir(spec).path.join("log.txt"),
-            });
+            on_event(Event::Finished { spec, ok, seconds: start.elapsed().as_secs_f64(), log });
             if !ok {
                 failed += 1;
                 if fail_fast && !stopping {

@@ -285,9 +285,3 @@ impl Table {
         out
     }
 }
-
-/// Per run of a plan: its label, seed and stored status.
-pub fn statuses(plan: &[RunSpec]) -> Result<Vec<(String, u64, Status)>, StoreError> {
-    plan.iter().map(|s| Ok((s.label.clone(), s.seed, crate::launch::status(s)?))).collect()
-}
-

@@ -42,6 +42,29 @@ pub struct Manifest {
     pub cost: Option<Cost>,
 }
 
+impl Manifest {
+    /// A pending run's manifest: its identity and provenance, nothing yet about how it went.
+    pub fn for_run(spec: &crate::config::RunSpec, provenance: Provenance) -> Manifest {
+        Manifest {
+            experiment: spec.experiment.clone(),
+            label: spec.label.clone(),
+            variant: spec.variant.clone(),
+            seed: spec.seed,
+            run_id: spec.id.clone(),
+            status: Status::Pending,
+            reason: None,
+            failed_step: None,
+            started: None,
+            ended: None,
+            provenance,
+            pid: None,
+            slurm_task: None,
+            resumed_from_step: None,
+            cost: None,
+        }
+    }
+}
+
 /// Table 6's figures for one run, measured the same way for every variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cost {

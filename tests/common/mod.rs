@@ -54,24 +54,7 @@ pub fn store_run(spec: &geosr::config::RunSpec, eval: &[geosr::eval::EvalRow], p
     let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
     geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
     dir.write_csv(&dir.eval_csv(), eval).unwrap();
-    dir.write_manifest(&Manifest {
-        experiment: spec.experiment.clone(),
-        label: spec.label.clone(),
-        variant: spec.variant.clone(),
-        seed: spec.seed,
-        run_id: spec.id.clone(),
-        status: Status::Done,
-        reason: None,
-        failed_step: None,
-        started: None,
-        ended: None,
-        provenance,
-        pid: None,
-        slurm_task: None,
-        resumed_from_step: None,
-        cost: None,
-    })
-    .unwrap();
+    dir.write_manifest(&Manifest { status: Status::Done, ..Manifest::for_run(spec, provenance) }).unwrap();
     dir
 }
 
