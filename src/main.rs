@@ -165,6 +165,9 @@ enum Command {
         /// Timed optimizer steps (after 3 warm-up steps).
         #[arg(long, default_value_t = 30)]
         steps: usize,
+        /// Where to time: `cpu` (every CPU backend), `cuda:N`, or both as `cpu,cuda:0`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -446,7 +449,7 @@ fn real_main() -> Result<ExitCode> {
                     .into());
                 }
             }
-            let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone() };
+            let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone(), device_memory: None };
             if dispatch(std::slice::from_ref(spec), opts, &device, backend, false)? > 0 {
                 return Ok(ExitCode::from(1));
             }
@@ -459,8 +462,14 @@ fn real_main() -> Result<ExitCode> {
             let report = geosr::eval::score::score_file(bench, &predictions)?;
             print!("{}", report.render_markdown());
         }
-        Command::Bench { experiment, variant, steps, overrides } => {
+        Command::Bench { experiment, variant, steps, device, overrides } => {
             let exp = Experiment::load(&experiment)?;
+            let devices: Vec<&str> = device.split(',').map(str::trim).collect();
+            for d in &devices {
+                if *d != "cpu" && d.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()).is_none() {
+                    bail!("--device {device}: expected cpu, cuda:N or a comma-separated list of them");
+                }
+            }
             let (env, mut sets) = override_layers(&overrides)?;
             sets.extend(cli_layers(&[format!("train.steps={}", steps + 3), "train.log_every=1".into()])?);
             let chosen: Vec<_> = match &variant {
@@ -491,8 +500,15 @@ fn real_main() -> Result<ExitCode> {
                         format!("{:.2}", forward / infer / 1e9),
                     ]);
                 };
-                record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
-                record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
+                for d in &devices {
+                    if *d == "cpu" {
+                        record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
+                        record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
+                    } else {
+                        let index = d["cuda:".len()..].parse().expect("checked above");
+                        record(d, bench_cuda(config, &data, index)?);
+                    }
+                }
             }
             println!(
                 "# {}: {} timed training steps after 3 warm-up steps; inference over the training split; \
@@ -522,7 +538,7 @@ fn real_main() -> Result<ExitCode> {
                 .filter(|r| variant.is_empty() || variant.contains(&r.variant))
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
-            let opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone() };
+            let opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone(), device_memory: None };
             let failed = dispatch(&runs, opts, &device, backend, false)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
@@ -583,7 +599,7 @@ fn sweep_local(
 ) -> Result<usize> {
     if jobs <= 1 {
         let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
-        let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.to_string() };
+        let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.to_string(), device_memory: None };
         return dispatch(&runs, opts, device, backend, fail_fast);
     }
     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
@@ -662,8 +678,50 @@ fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBa
 
 #[cfg(feature = "cuda")]
 fn run_cuda(runs: &[RunSpec], opts: &RunOptions, index: usize, fail_fast: bool) -> Result<usize> {
+    use burn::backend::Cuda;
+    let device = cuda_device(index)?;
+    let opts = RunOptions { device_memory: Some(launch::DeviceMemory { read: cuda_reserved_bytes, index }), ..opts.clone() };
+    execute::<Autodiff<Cuda>>(runs, &opts, &device, fail_fast)
+}
+
+/// GPU `index`, after checking that it can hold a tensor: without a driver or with
+/// no such GPU, Burn's CUDA runtime panics on a worker thread, which would end
+/// geosr with a backtrace instead of an error.
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize) -> Result<burn::backend::cuda::CudaDevice> {
     use burn::backend::{cuda::CudaDevice, Cuda};
-    execute::<Autodiff<Cuda>>(runs, opts, &CudaDevice::new(index), fail_fast)
+    use burn::tensor::Tensor;
+    use std::sync::{Arc, Mutex};
+    let device = CudaDevice::new(index);
+    let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
+    let previous = std::panic::take_hook();
+    let seen = first_panic.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut slot = seen.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(match info.payload().downcast_ref::<String>() {
+                Some(s) => s.clone(),
+                None => info.payload().downcast_ref::<&str>().map_or_else(|| info.to_string(), |s| s.to_string()),
+            });
+        }
+    }));
+    let probe = device.clone();
+    let works = std::panic::catch_unwind(move || Tensor::<Cuda, 1>::zeros([1], &probe).into_data()).is_ok();
+    std::panic::set_hook(previous);
+    if !works {
+        let why = first_panic.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        bail!("--device cuda:{index}: the GPU cannot be used: {why}");
+    }
+    Ok(device)
+}
+
+/// Bytes Burn's CUDA allocator holds on GPU `index` (its pools keep what they
+/// reserve, so the largest sample is the run's peak).
+#[cfg(feature = "cuda")]
+fn cuda_reserved_bytes(index: usize) -> Option<u64> {
+    use cubecl::Runtime;
+    let client = cubecl::cuda::CudaRuntime::client(&burn::backend::cuda::CudaDevice::new(index));
+    client.memory_usage().ok().map(|usage| usage.bytes_reserved)
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -688,9 +746,26 @@ fn bench_one<B: AutodiffBackend>(
     let mut rows = Vec::new();
     let model = geosr::train::train::<B>(config, data, device, None, |r| rows.push(r.clone()))?;
     let batcher = geosr::train::batcher_for(config, data);
+    // Untimed warm-up pass (kernel compilation and tuning on a GPU).
+    geosr::eval::time_inference(&model, data, &batcher, config.eval.batch_size, device);
     let start = std::time::Instant::now();
     let n = geosr::eval::time_inference(&model, data, &batcher, config.eval.batch_size, device);
     Ok((rows, start.elapsed().as_secs_f64() / n.max(1) as f64))
+}
+
+#[cfg(feature = "cuda")]
+fn bench_cuda(
+    config: &geosr::config::Config,
+    data: &geosr::data::Dataset,
+    index: usize,
+) -> Result<(Vec<geosr::train::StepRow>, f64)> {
+    use burn::backend::Cuda;
+    bench_one::<Autodiff<Cuda>>(config, data, &cuda_device(index)?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_cuda(_: &geosr::config::Config, _: &geosr::data::Dataset, _: usize) -> Result<(Vec<geosr::train::StepRow>, f64)> {
+    bail!("this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`")
 }
 
 fn param_count(config: &geosr::config::Config, data: &geosr::data::Dataset) -> usize {

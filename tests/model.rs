@@ -292,3 +292,32 @@ fn parameter_counts_grow_with_each_component() {
     let gated_q = count(MaskKind::Topk, GatedQformer, GeometryKind::Pi3, Bench::Dynamic);
     assert!(qformer < gated_q);
 }
+
+/// With `model.align_tokenizers`, a vision token that shows only category k
+/// (one-hot, nothing else) reads as the prompt embedding of category word k plus
+/// the tokenizer's bias; without it the two are unrelated.
+#[test]
+fn aligned_tokenizers_map_a_category_to_its_word() {
+    use geosr::data::vocab;
+    for bench in [Bench::Static, Bench::Dynamic] {
+        let mut c = config(bench, MaskKind::None, FusionKind::None, GeometryKind::None);
+        let dims = ModelDims::for_config(&c.data).unwrap();
+        assert_eq!(dims.category_channels, vocab::CATEGORIES.len());
+        for align in [true, false] {
+            c.model.align_tokenizers = align;
+            let model = GeoSr::<B>::new(&c.model, dims, &dev());
+            let k = 5;
+            let mut raw = vec![0.0f32; dims.vision_channels];
+            raw[k] = 1.0;
+            let raw = Tensor::<B, 1>::from_floats(raw.as_slice(), &dev()).reshape([1, 1, dims.vision_channels]);
+            let bias = model.tokenizers.vision.bias.as_ref().unwrap().val();
+            let width = bias.dims()[0];
+            let bias = bias.reshape([1, 1, width]);
+            let token = model.tokenizers.vision(raw) - bias;
+            let word = Tensor::<B, 2, Int>::from_ints([[vocab::token(vocab::CATEGORIES[k]) as i32]], &dev());
+            let embedding = model.tokenizers.prompt(word);
+            let gap: f32 = (token - embedding).abs().max().into_scalar().elem();
+            assert_eq!(gap < 1e-6, align, "{bench:?} align {align}: largest difference {gap}");
+        }
+    }
+}

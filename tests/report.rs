@@ -130,3 +130,63 @@ fn claims_are_checked_with_a_bootstrap_interval() {
     assert_eq!(v[1].outcome(), "did not hold");
     assert_eq!(v[0].seeds, (2, 2));
 }
+
+/// Table 6: costs come from the manifests, overheads are per seed against the
+/// first row, the paper's overheads come from its own units, and costs are not ranked.
+#[test]
+fn cost_table_reads_manifests_and_compares_overheads() {
+    use geosr::runs::manifest::Cost;
+    use geosr::runs::{Manifest, Status};
+    let p = Project::new();
+    p.write("paper.csv", "model,time_s,size_params_b,mem_gb\nbase,0.40,8.0,20.0\nOurs,0.50,8.8,21.0\n");
+    let exp_text = r#"
+title = "Costs"
+seeds = [0, 1]
+reference = "paper.csv"
+columns = ["params", "params_overhead", "infer_ms", "infer_overhead", "peak_mem_mb", "mem_overhead"]
+[[variants]]
+label = "base"
+set = { "model.mask.kind" = "none", "model.fusion" = "none", "model.geometry" = "none" }
+[[variants]]
+label = "ours"
+name = "Ours"
+set = { "model.mask.kind" = "random" }
+"#;
+    let path = p.write("experiments/c.toml", exp_text);
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let results = p.path().join("results");
+    let sets = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", results.display())]).unwrap();
+    let plan = exp.plan(&[], &sets).unwrap();
+    // (params, ms, RSS bytes, device bytes) per run, in plan order: base s0, base s1, ours s0, ours s1.
+    let figures = [(1000, 2.0, 100e6, None), (1000, 4.0, 100e6, None), (1200, 3.0, 150e6, None), (1200, 4.0, 100e6, Some(300e6))];
+    for (spec, (params, ms, rss, dev)) in plan.iter().zip(figures) {
+        let dir = common::store_run(spec, &[row("avg_macro", 50.0)], Provenance::collect("flex", "cpu"));
+        let cost = Cost {
+            params,
+            train_seconds: 1.0,
+            infer_ms_per_sample: ms,
+            peak_rss_bytes: Some(rss as u64),
+            peak_device_bytes: dev.map(|d: f64| d as u64),
+        };
+        dir.write_manifest(&Manifest { status: Status::Done, cost: Some(cost), ..Manifest::for_run(spec, Provenance::collect("flex", "cpu")) })
+            .unwrap();
+    }
+    let t = build(&exp, &plan, true).unwrap();
+    let keys: Vec<&str> = t.columns.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["params", "params_overhead", "infer_ms", "infer_overhead", "peak_mem_mb", "mem_overhead", "avg"]);
+    let ours = &t.rows[1];
+    assert_eq!(ours.cells[0].mean(), Some(1200.0));
+    assert!((ours.cells[1].mean().unwrap() - 20.0).abs() < 1e-9);
+    // Seed 0: 3/2 - 1 = +50%; seed 1: 4/4 - 1 = 0%.
+    assert_eq!(ours.cells[3].values.len(), 2);
+    assert!((ours.cells[3].mean().unwrap() - 25.0).abs() < 1e-9);
+    // The device's peak wins over RSS when the run has one: 150 MB and 300 MB.
+    assert_eq!(ours.cells[4].values, vec![150.0, 300.0]);
+    assert!((ours.paper[1].unwrap() - 10.0).abs() < 1e-9, "8.8 / 8.0 - 1");
+    assert!((ours.paper[3].unwrap() - 25.0).abs() < 1e-9, "0.50 / 0.40 - 1");
+    assert_eq!(ours.paper[0], None, "the paper's absolute figures are in other units");
+    assert_eq!(t.rows[0].cells[1].mean(), Some(0.0));
+    let md = t.render(Format::Markdown);
+    assert!(!md.contains("**1200"), "costs are not ranked as if higher were better:\n{md}");
+    assert!(md.contains("+25.0 ± 35.4 (25.0)"), "{md}");
+}

@@ -184,6 +184,11 @@ pub struct ModelConfig {
     pub fusion_heads: usize,
     /// Hidden width of the alignment MLPs, as a multiple of C.
     pub mlp_ratio: usize,
+    /// Synthetic data: the frozen vision tokenizer maps each category channel to
+    /// the prompt embedding of that category's word, as a pretrained VLM's vision
+    /// tower and text embedding already agree on what a chair is. Off: both are
+    /// independent random maps, and the backbone must learn the pairing itself.
+    pub align_tokenizers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +288,7 @@ impl Default for ModelConfig {
             bottleneck_len: 8,
             fusion_heads: 2,
             mlp_ratio: 2,
+            align_tokenizers: false,
         }
     }
 }

@@ -307,6 +307,7 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
             geometry_grid: meta.geometry_grid,
             vision_channels: meta.vision_channels,
             geometry_channels: meta.geometry_channels,
+            category_channels: 0,
             question_types: None,
         },
         ids: Vec::new(),

@@ -78,6 +78,9 @@ pub struct Dataset {
     pub geometry_grid: [usize; 2],
     pub vision_channels: usize,
     pub geometry_channels: usize,
+    /// How many leading vision channels one-hot encode an object category named
+    /// by a prompt word ([`vocab::CATEGORIES`] order); 0 for precomputed features.
+    pub category_channels: usize,
     /// The benchmark's own question type of each sample, for real data (VSI-Bench
     /// keeps relative direction's easy/medium/hard levels apart, and its score folds them).
     pub question_types: Option<Vec<String>>,

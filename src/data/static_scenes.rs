@@ -129,6 +129,7 @@ pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
         vision_grid: cfg.vision_grid,
         geometry_grid: cfg.geometry_grid,
         vision_channels: VISION_CHANNELS,
+        category_channels: CATEGORY_COUNT,
         geometry_channels: GEOMETRY_CHANNELS,
         question_types: None,
     }

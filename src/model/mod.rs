@@ -24,24 +24,34 @@ pub struct ModelDims {
     pub geometry_channels: usize,
     pub vocab: usize,
     pub prompt_len: usize,
+    /// Leading vision channels that one-hot encode a category word (see
+    /// [`crate::data::Dataset::category_channels`]).
+    pub category_channels: usize,
     pub vision: Grid,
     pub geometry: Grid,
 }
 
 impl ModelDims {
-    fn new(vision_channels: usize, geometry_channels: usize, frames: usize, vision: [usize; 2], geometry: [usize; 2]) -> Self {
+    fn new(
+        (vision_channels, geometry_channels, category_channels): (usize, usize, usize),
+        frames: usize,
+        vision: [usize; 2],
+        geometry: [usize; 2],
+    ) -> Self {
         ModelDims {
             vision_channels,
             geometry_channels,
             vocab: vocab::vocab_size(),
             prompt_len: vocab::PROMPT_LEN,
+            category_channels,
             vision: Grid { frames, h: vision[0], w: vision[1] },
             geometry: Grid { frames, h: geometry[0], w: geometry[1] },
         }
     }
 
     pub fn of(data: &crate::data::Dataset) -> ModelDims {
-        ModelDims::new(data.vision_channels, data.geometry_channels, data.frames, data.vision_grid, data.geometry_grid)
+        let channels = (data.vision_channels, data.geometry_channels, data.category_channels);
+        ModelDims::new(channels, data.frames, data.vision_grid, data.geometry_grid)
     }
 
     /// The dimensions a data config implies, without generating any data
@@ -49,10 +59,11 @@ impl ModelDims {
     pub fn for_config(data: &crate::config::DataConfig) -> Result<ModelDims, crate::data::features::FeatureError> {
         if data.source == crate::config::DataSource::Features {
             let m = crate::data::features::load_meta(std::path::Path::new(&data.features.train))?;
-            return Ok(ModelDims::new(m.vision_channels, m.geometry_channels, m.frames, m.vision_grid, m.geometry_grid));
+            return Ok(ModelDims::new((m.vision_channels, m.geometry_channels, 0), m.frames, m.vision_grid, m.geometry_grid));
         }
         let (vision_channels, geometry_channels) = crate::data::channels(data.bench);
-        Ok(ModelDims::new(vision_channels, geometry_channels, data.frames, data.vision_grid, data.geometry_grid))
+        let channels = (vision_channels, geometry_channels, vocab::CATEGORIES.len());
+        Ok(ModelDims::new(channels, data.frames, data.vision_grid, data.geometry_grid))
     }
 }
 
@@ -133,7 +144,7 @@ impl<B: Backend> GeoSr<B> {
         };
         let seq_len = dims.vision.tokens() + appended + dims.prompt_len;
         GeoSr {
-            tokenizers: Tokenizers::new(dims.vision_channels, dims.vocab, width, device),
+            tokenizers: Tokenizers::new(&dims, width, config.align_tokenizers, device),
             geometry_encoder: GeometryEncoder::new(config.geometry, dims.geometry_channels, c_g, device),
             align: uses_geometry.then(|| AlignMlp::new(c_g, hidden, width, device)),
             qformer: (uses_geometry && has_qformer)

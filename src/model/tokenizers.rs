@@ -2,11 +2,14 @@
 //! They stand in for the pretrained vision tower, text embedding and 3D model
 //! (VGGT, pi3): fixed random maps, never trained, never reached by gradients.
 
+use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
+use super::ModelDims;
 use crate::config::GeometryKind;
+use crate::data::vocab;
 
 /// Vision tokens F_V (H_V W_V T x C) and prompt tokens F_P (L_P x C).
 #[derive(Module, Debug)]
@@ -16,12 +19,23 @@ pub struct Tokenizers<B: Backend> {
 }
 
 impl<B: Backend> Tokenizers<B> {
-    pub fn new(vision_in: usize, vocab: usize, width: usize, device: &B::Device) -> Self {
-        Tokenizers {
-            vision: LinearConfig::new(vision_in, width).init(device),
-            prompt: EmbeddingConfig::new(vocab, width).init(device),
+    /// With `align`, category channel k of a vision token maps to the prompt
+    /// embedding of category word k (see `model.align_tokenizers`).
+    pub fn new(dims: &ModelDims, width: usize, align: bool, device: &B::Device) -> Self {
+        let mut t = Tokenizers {
+            vision: LinearConfig::new(dims.vision_channels, width).init(device),
+            prompt: EmbeddingConfig::new(dims.vocab, width).init(device),
+        };
+        let n = dims.category_channels;
+        if align && n > 0 {
+            let first_word = vocab::token(vocab::CATEGORIES[0]) as usize;
+            let words = t.prompt.weight.val().narrow(0, first_word, n);
+            let rest = t.vision.weight.val().narrow(0, n, dims.vision_channels - n);
+            // Rebuilt from data: a tensor computed from parameters cannot become one.
+            let weight = Tensor::cat(vec![words, rest], 0).into_data();
+            t.vision.weight = Param::from_tensor(Tensor::from_data(weight, device));
         }
-        .no_grad()
+        t.no_grad()
     }
 
     /// `[B, N_V, C_in] -> F_V [B, N_V, C]`.

@@ -117,6 +117,8 @@ pub fn figure(exp: &Experiment, plan: &[RunSpec]) -> Result<Figure, PlotError> {
     if numeric_sweep {
         return Ok(Figure::Curves(curves(exp, plan, &table)));
     }
+    // Scores share one percent axis; Table 6's costs (parameters, ms, MB) do not.
+    let keep: Vec<usize> = (0..table.columns.len()).filter(|&c| !table::is_cost(&table.columns[c].0)).collect();
     let series = table
         .rows
         .iter()
@@ -124,11 +126,12 @@ pub fn figure(exp: &Experiment, plan: &[RunSpec]) -> Result<Figure, PlotError> {
         .map(|r| BarSeries {
             label: r.label.clone(),
             name: r.name.clone(),
-            values: r.cells.iter().map(Stat::of).collect(),
-            paper: r.paper.clone(),
+            values: keep.iter().map(|&c| Stat::of(&r.cells[c])).collect(),
+            paper: keep.iter().map(|&c| r.paper[c]).collect(),
         })
         .collect();
-    Ok(Figure::Bars(Bars { title: table.title.clone(), groups: table.columns.iter().map(|(_, h)| h.clone()).collect(), series }))
+    let groups = keep.iter().map(|&c| table.columns[c].1.clone()).collect();
+    Ok(Figure::Bars(Bars { title: table.title.clone(), groups, series }))
 }
 
 fn number(v: &toml::Value) -> Option<f64> {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Average, Experiment, RunSpec};
 use crate::eval::EvalRow;
+use crate::runs::manifest::Cost;
 use crate::runs::{RunDir, Status, StoreError};
 
 use super::paper::PaperTable;
@@ -55,6 +56,64 @@ pub struct Table {
     pub rows: Vec<Row>,
 }
 
+/// One of Table 6's cost columns.
+struct CostColumn {
+    key: &'static str,
+    /// The same figure as a percentage over the table's first row: how figures
+    /// from a 7B model and a 40k-parameter one can be compared.
+    overhead_key: &'static str,
+    header: &'static str,
+    read: fn(&Cost) -> Option<f64>,
+    /// The paper's column for the same quantity (in its own units).
+    paper: &'static str,
+    decimals: usize,
+}
+
+const COST_COLUMNS: &[CostColumn] = &[
+    CostColumn { key: "params", overhead_key: "params_overhead", header: "Params", read: |c| Some(c.params as f64), paper: "size_params_b", decimals: 0 },
+    CostColumn { key: "infer_ms", overhead_key: "infer_overhead", header: "Infer. ms/sample", read: |c| Some(c.infer_ms_per_sample), paper: "time_s", decimals: 3 },
+    // The device's peak on CUDA, the process's peak RSS on a CPU backend.
+    CostColumn {
+        key: "peak_mem_mb",
+        overhead_key: "mem_overhead",
+        header: "Peak mem. MB",
+        read: |c| c.peak_device_bytes.or(c.peak_rss_bytes).map(|b| b as f64 / 1e6),
+        paper: "mem_gb",
+        decimals: 0,
+    },
+];
+
+/// The cost column a key names, and whether it is the overhead form.
+fn cost_column(key: &str) -> Option<(&'static CostColumn, bool)> {
+    COST_COLUMNS.iter().find_map(|c| {
+        if c.key == key {
+            Some((c, false))
+        } else if c.overhead_key == key {
+            Some((c, true))
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether a column is one of Table 6's costs (lower is better, so not ranked).
+pub fn is_cost(key: &str) -> bool {
+    cost_column(key).is_some()
+}
+
+/// A cell's text: the mean with the precision its column needs, then ± the std
+/// over seeds (always for scores, as the paper prints them; for costs only when
+/// there are several seeds).
+fn cell_text(key: &str, cell: &Cell, pm: &str) -> Option<String> {
+    let (m, sd) = (cell.mean()?, cell.std()?);
+    let mean = match cost_column(key) {
+        None => return Some(format!("{m:.1}{pm}{sd:.1}")),
+        Some((_, true)) => format!("{m:+.1}"),
+        Some((c, false)) => format!("{m:.*}", c.decimals),
+    };
+    Some(if cell.values.len() > 1 { format!("{mean}{pm}{sd:.1}") } else { mean })
+}
+
 fn read_eval(dir: &RunDir) -> Result<Vec<EvalRow>, StoreError> {
     let path = dir.eval_csv();
     let mut reader = csv::Reader::from_path(&path).map_err(|e| StoreError::Format { path: path.clone(), message: e.to_string() })?;
@@ -76,6 +135,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         groups.entry(idx).or_insert_with(|| (spec.label.clone(), spec.variant.clone(), Vec::new())).2.push(spec);
     }
     let mut evals: BTreeMap<String, Vec<Vec<EvalRow>>> = BTreeMap::new();
+    let mut costs: BTreeMap<String, Vec<Option<Cost>>> = BTreeMap::new();
     let mut subtask_names: Vec<(String, String)> = Vec::new();
     let mut average = Average::Macro;
     if let Some(first) = plan.first() {
@@ -87,9 +147,10 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         for spec in specs {
             average = spec.resolved.config.eval.average;
             let dir = crate::launch::run_dir(spec);
-            if dir.read_manifest()?.map(|m| m.status) != Some(Status::Done) {
+            let Some(manifest) = dir.read_manifest()?.filter(|m| m.status == Status::Done) else {
                 continue;
-            }
+            };
+            costs.entry(label.clone()).or_default().push(manifest.cost);
             let rows = read_eval(&dir)?;
             for r in rows.iter().filter(|r| !r.subtask.starts_with("avg_")) {
                 if !subtask_names.iter().any(|(k, _)| k == &r.subtask) {
@@ -107,7 +168,11 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
             .columns
             .iter()
             .map(|k| {
-                let name = subtask_names.iter().find(|(key, _)| key == k).map_or(k.clone(), |(_, n)| n.clone());
+                let name = match cost_column(k) {
+                    Some((c, false)) => c.header.to_string(),
+                    Some((c, true)) => format!("{} +%", c.header),
+                    None => subtask_names.iter().find(|(key, _)| key == k).map_or(k.clone(), |(_, n)| n.clone()),
+                };
                 (k.clone(), name)
             })
             .collect()
@@ -122,21 +187,49 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         (Some(path), true) => PaperTable::load(&exp.root.join(path)).ok(),
         _ => None,
     };
+    let first_label = groups.values().next().map(|g| g.0.clone());
+    let no_costs = Vec::new();
+    let first_costs = first_label.as_ref().and_then(|l| costs.get(l)).unwrap_or(&no_costs);
+    let first_paper_row = paper.as_ref().zip(groups.values().next()).and_then(|(p, g)| {
+        let v = exp.variant(&g.1)?;
+        p.row(&v.label).or_else(|| p.row(&v.name))
+    });
     let mut rows = Vec::new();
     for (label, variant, specs) in groups.values() {
         let v = exp.variant(variant).expect("planned from the experiment");
         let runs = evals.get(label).map(Vec::as_slice).unwrap_or(&[]);
+        let run_costs = costs.get(label).unwrap_or(&no_costs);
         let cells = columns
             .iter()
-            .map(|(key, _)| {
-                let key = if key == "avg" { avg_key } else { key.as_str() };
-                Cell { values: runs.iter().filter_map(|r| r.iter().find(|e| e.subtask == key).map(|e| e.score)).collect() }
+            .map(|(key, _)| match cost_column(key) {
+                Some((c, false)) => Cell { values: run_costs.iter().filter_map(|x| x.as_ref().and_then(c.read)).collect() },
+                // Seed by seed against the first row's run of the same seed.
+                Some((c, true)) => Cell {
+                    values: run_costs
+                        .iter()
+                        .zip(first_costs)
+                        .filter_map(|(x, base)| Some(100.0 * ((c.read)(x.as_ref()?)? / (c.read)(base.as_ref()?)? - 1.0)))
+                        .collect(),
+                },
+                None => {
+                    let key = if key == "avg" { avg_key } else { key.as_str() };
+                    Cell { values: runs.iter().filter_map(|r| r.iter().find(|e| e.subtask == key).map(|e| e.score)).collect() }
+                }
             })
             .collect();
         let paper_row = paper.as_ref().and_then(|p| p.row(&v.label).or_else(|| p.row(&v.name)));
         let paper_values = columns
             .iter()
-            .map(|(key, _)| paper.as_ref().zip(paper_row).and_then(|(p, r)| p.number(r, key)))
+            .map(|(key, _)| {
+                let p = paper.as_ref()?;
+                let r = paper_row?;
+                match cost_column(key) {
+                    // The paper's absolute figures are in other units (s, billions, GB).
+                    Some((_, false)) => None,
+                    Some((c, true)) => Some(100.0 * (p.number(r, c.paper)? / p.number(first_paper_row?, c.paper)? - 1.0)),
+                    None => p.number(r, key),
+                }
+            })
             .collect();
         rows.push(Row {
             label: label.clone(),
@@ -161,6 +254,9 @@ pub enum Format {
 
 /// Rank of each row's mean in column `c`: 1 = best, 2 = second best (higher is better).
 fn ranks(table: &Table, c: usize) -> Vec<Option<usize>> {
+    if is_cost(&table.columns[c].0) {
+        return vec![None; table.rows.len()];
+    }
     let mut means: Vec<f64> = table.rows.iter().filter_map(|r| r.cells[c].mean()).collect();
     means.sort_by(|a, b| b.total_cmp(a));
     means.dedup();
@@ -197,10 +293,7 @@ impl Table {
             let mut rec = vec![row.label.clone()];
             rec.extend(row.marks.iter().map(|&m| if m { "✓".to_string() } else { String::new() }));
             for (c, cell) in row.cells.iter().enumerate() {
-                let text = match (cell.mean(), cell.std()) {
-                    (Some(m), Some(s)) => format!("{m:.1} ± {s:.1}"),
-                    _ => "–".into(),
-                };
+                let text = cell_text(&self.columns[c].0, cell, " ± ").unwrap_or_else(|| "–".into());
                 let mut text = match (format, ranks[c][i]) {
                     (Format::Markdown, Some(1)) => format!("**{text}**"),
                     (Format::Markdown, Some(2)) => format!("_{text}_"),
@@ -269,10 +362,7 @@ impl Table {
             let mut rec = vec![format!("({})", esc(&row.label))];
             rec.extend(row.marks.iter().map(|&m| if m { "\\checkmark".to_string() } else { String::new() }));
             for (c, cell) in row.cells.iter().enumerate() {
-                let text = match (cell.mean(), cell.std()) {
-                    (Some(m), Some(s)) => format!("{m:.1}$\\pm${s:.1}"),
-                    _ => "--".into(),
-                };
+                let text = cell_text(&self.columns[c].0, cell, "$\\pm$").unwrap_or_else(|| "--".into());
                 rec.push(match ranks[c][i] {
                     Some(1) => format!("\\textbf{{{text}}}"),
                     Some(2) => format!("\\underline{{{text}}}"),

@@ -74,6 +74,10 @@ pub struct Cost {
     pub infer_ms_per_sample: f64,
     /// Peak resident memory of the process during the run (CPU backends).
     pub peak_rss_bytes: Option<u64>,
+    /// Peak memory the device's allocator reserved (CUDA), sampled at every
+    /// logged training step and after evaluation; absent on CPU backends.
+    #[serde(default)]
+    pub peak_device_bytes: Option<u64>,
 }
 
 /// Resets the kernel's peak-RSS counter of this process, so the next
