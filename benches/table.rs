@@ -50,6 +50,7 @@ fn eval_rows(seed: usize, variant: usize) -> Vec<EvalRow> {
                 drop_no_vision: 1.0,
                 alpha: Some(0.5),
                 chance: 25.0,
+                prior: None,
             }
         })
         .collect();

@@ -796,14 +796,15 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::
             Outcome::Done { dir, eval } => {
                 // The probe columns show how the score moves when a stream is zeroed.
                 println!(
-                    "  {:<16} {:>6} {:>6} {:>5}  {:>9} {:>9} {:>6}",
-                    "subtask", "score", "chance", "n", "no geo.", "no vision", "alpha"
+                    "  {:<16} {:>6} {:>6} {:>6} {:>5}  {:>9} {:>9} {:>6}",
+                    "subtask", "score", "chance", "prior", "n", "no geo.", "no vision", "alpha"
                 );
                 for row in &eval {
                     let alpha = row.alpha.map(|a| format!("{a:.2}")).unwrap_or_else(|| "-".into());
+                    let prior = row.prior.map(|p| format!("{p:.1}")).unwrap_or_else(|| "-".into());
                     println!(
-                        "  {:<16} {:>6.1} {:>6.1} {:>5}  {:>+9.1} {:>+9.1} {:>6}",
-                        row.name, row.score, row.chance, row.questions, 0.0 - row.drop_no_geometry, 0.0 - row.drop_no_vision, alpha
+                        "  {:<16} {:>6.1} {:>6.1} {:>6} {:>5}  {:>+9.1} {:>+9.1} {:>6}",
+                        row.name, row.score, row.chance, prior, row.questions, 0.0 - row.drop_no_geometry, 0.0 - row.drop_no_vision, alpha
                     );
                 }
                 println!("  -> {}", dir.display());

@@ -37,6 +37,7 @@ fn row(subtask: &str, score: f64) -> EvalRow {
         drop_no_vision: 0.0,
         alpha: None,
         chance: 25.0,
+        prior: None,
     }
 }
 

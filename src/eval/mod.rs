@@ -5,6 +5,8 @@ pub mod score;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::batcher::{BatchItem, GeoBatcher};
@@ -54,6 +56,12 @@ pub struct EvalRow {
     /// question's words (an object's usual size) can score above this.
     #[serde(default)]
     pub chance: f64,
+    /// What the question alone gives: the score of the best answer to each
+    /// question's words seen in the training split, without the scene (see
+    /// [`QuestionPrior`]). A model that beats `chance` but not this has learned
+    /// the questions, not the scenes. Empty when no training split was given.
+    #[serde(default)]
+    pub prior: Option<f64>,
 }
 
 impl EvalRow {
@@ -67,6 +75,7 @@ impl EvalRow {
         [score, no_g, no_v]: [f64; 3],
         alpha: Option<f64>,
         chance: f64,
+        prior: Option<f64>,
     ) -> EvalRow {
         EvalRow {
             subtask: subtask.into(),
@@ -80,6 +89,98 @@ impl EvalRow {
             drop_no_vision: score - no_v,
             alpha,
             chance,
+            prior,
+        }
+    }
+}
+
+/// A blind model that reads the question: from the training split it learns, for
+/// each question's words, the geometric mean of the numerical answers, and how
+/// often each option's words were the right one. It never sees a scene, so it
+/// scores what the questions alone give away (a chair's usual size, an answer word
+/// that is right more often than not). Questions seen fewer than [`MIN_SEEN`]
+/// times fall back to the subtask's figures, so rare wordings are not memorised.
+/// Fewer training questions (or offers of an option) than this and the prior
+/// uses the subtask's figures instead of the question's.
+pub const MIN_SEEN: usize = 5;
+
+#[derive(Debug, Clone, Default)]
+pub struct QuestionPrior {
+    /// (subtask, question) -> (sum of ln(1 + answer), count).
+    numbers: HashMap<(usize, String), (f64, usize)>,
+    /// subtask -> (sum of ln(1 + answer), count), for questions not seen in training.
+    numbers_by_subtask: HashMap<usize, (f64, usize)>,
+    /// (subtask, question, option) -> (times right, times offered).
+    options: HashMap<(usize, String, String), (usize, usize)>,
+    /// (subtask, option) -> (times right, times offered), for questions not seen in training.
+    options_by_subtask: HashMap<(usize, String), (usize, usize)>,
+}
+
+impl QuestionPrior {
+    pub fn learn(train: &Dataset) -> QuestionPrior {
+        let mut prior = QuestionPrior::default();
+        for s in &train.samples {
+            match s.answer {
+                Answer::Number(x) => {
+                    let v = (x.max(0.0) as f64).ln_1p();
+                    for slot in [
+                        prior.numbers.entry((s.subtask, s.question.clone())).or_default(),
+                        prior.numbers_by_subtask.entry(s.subtask).or_default(),
+                    ] {
+                        slot.0 += v;
+                        slot.1 += 1;
+                    }
+                }
+                Answer::Choice(right) => {
+                    for (k, option) in s.options.iter().enumerate() {
+                        let hit = usize::from(k == right);
+                        for slot in [
+                            prior.options.entry((s.subtask, s.question.clone(), option.clone())).or_default(),
+                            prior.options_by_subtask.entry((s.subtask, option.clone())).or_default(),
+                        ] {
+                            slot.0 += hit;
+                            slot.1 += 1;
+                        }
+                    }
+                }
+            }
+        }
+        prior
+    }
+
+    /// The prior's expected score on one question, in [0, 1]: MRA for numbers;
+    /// for multiple choice, 1 / ties when the right option is among the options
+    /// the prior rates highest, else 0.
+    pub fn expected_score(&self, sample: &crate::data::Sample) -> f64 {
+        match sample.answer {
+            Answer::Number(answer) => {
+                let key = (sample.subtask, sample.question.clone());
+                let (sum, n) = self
+                    .numbers
+                    .get(&key)
+                    .filter(|&&(_, n)| n >= MIN_SEEN)
+                    .or_else(|| self.numbers_by_subtask.get(&sample.subtask))
+                    .copied()
+                    .unwrap_or((0.0, 0));
+                let guess = if n == 0 { 0.0 } else { (sum / n as f64).exp_m1() };
+                metrics::mean_relative_accuracy(guess, answer as f64)
+            }
+            Answer::Choice(right) => {
+                let rate = |option: &String| {
+                    let seen = |c: Option<&(usize, usize)>, min: usize| c.copied().filter(|&(_, n)| n >= min);
+                    seen(self.options.get(&(sample.subtask, sample.question.clone(), option.clone())), MIN_SEEN)
+                        .or_else(|| seen(self.options_by_subtask.get(&(sample.subtask, option.clone())), 1))
+                        .map_or(0.0, |(hits, n)| hits as f64 / n as f64)
+                };
+                let rates: Vec<f64> = sample.options.iter().map(rate).collect();
+                let best = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let tied: Vec<usize> = (0..rates.len()).filter(|&k| rates[k] >= best - 1e-12).collect();
+                if tied.contains(&right) {
+                    1.0 / tied.len() as f64
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }
@@ -145,7 +246,8 @@ pub fn time_inference<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &Ge
 }
 
 /// Per-subtask scores in the benchmark's order, then the macro and micro averages.
-pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
+/// With `prior`, each row also gets the question prior's score on the same questions.
+pub fn summarize(data: &Dataset, predictions: &[Prediction], prior: Option<&QuestionPrior>) -> Vec<EvalRow> {
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     let mut rows = Vec::new();
     for st in data.subtasks {
@@ -161,7 +263,10 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
             .unwrap_or_else(|| SCORES.map(|f| 100.0 * mean(&ps.iter().map(|p| f(p)).collect::<Vec<_>>())));
         let alphas: Vec<f64> = ps.iter().filter_map(|p| p.alpha).collect();
         let chance = chance_score(data, st.kind, &ps);
-        rows.push(EvalRow::new(st.key, st.name, metric, ps.len(), scores, (!alphas.is_empty()).then(|| mean(&alphas)), chance));
+        let prior_score =
+            prior.map(|q| 100.0 * mean(&ps.iter().map(|p| q.expected_score(&data.samples[p.index])).collect::<Vec<_>>()));
+        let alpha = (!alphas.is_empty()).then(|| mean(&alphas));
+        rows.push(EvalRow::new(st.key, st.name, metric, ps.len(), scores, alpha, chance, prior_score));
     }
     // Averages of every column, macro over subtasks and micro over questions.
     let mut averages = Vec::new();
@@ -174,7 +279,8 @@ pub fn summarize(data: &Dataset, predictions: &[Prediction]) -> Vec<EvalRow> {
         let alphas: Vec<(f64, usize)> = rows.iter().filter_map(|r| r.alpha.map(|a| (a, r.questions))).collect();
         let alpha = (!alphas.is_empty()).then(|| average(&alphas));
         let chance = column(|r| r.chance);
-        averages.push(EvalRow::new(key, name, metric, predictions.len(), scores, alpha, chance));
+        let prior = rows.iter().all(|r| r.prior.is_some()).then(|| column(|r| r.prior.unwrap_or_default()));
+        averages.push(EvalRow::new(key, name, metric, predictions.len(), scores, alpha, chance, prior));
     }
     rows.extend(averages);
     rows
@@ -247,8 +353,57 @@ mod tests {
         let levels: std::collections::BTreeSet<&str> = rel_dir.iter().map(|&i| types[i].as_str()).collect();
         assert_eq!(levels.len(), 3, "the fixture has all three levels");
         let pooled = 100.0 * preds.iter().map(|p| p.score).sum::<f64>() / preds.len() as f64;
-        let row = summarize(&data, &preds).into_iter().find(|r| r.subtask == "rel_direction").unwrap();
+        let row = summarize(&data, &preds, None).into_iter().find(|r| r.subtask == "rel_direction").unwrap();
         assert!((row.score - 200.0 / 3.0).abs() < 1e-9, "{}", row.score);
         assert!((row.score - pooled).abs() > 1.0, "differs from the pooled {pooled}");
+    }
+
+    fn sample(subtask: usize, question: &str, options: &[&str], answer: Answer) -> crate::data::Sample {
+        crate::data::Sample {
+            subtask,
+            vision: Vec::new(),
+            geometry: Vec::new(),
+            prompt: Vec::new(),
+            num_options: options.len(),
+            answer,
+            question: question.into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    /// The prior answers from the question's words: a chair's usual size, the
+    /// option word that was usually right, and falls back to the subtask when the
+    /// question was never seen; ties split the credit.
+    #[test]
+    fn question_prior_learns_what_the_words_give_away() {
+        let mut train = crate::data::generate(&crate::config::DataConfig { train_size: 1, ..Default::default() }, crate::data::Split::Train);
+        let mut samples = Vec::new();
+        for _ in 0..MIN_SEEN {
+            samples.push(sample(0, "size of chair", &[], Answer::Number(1.0)));
+            samples.push(sample(0, "size of bed", &[], Answer::Number(3.0)));
+            samples.push(sample(1, "closest to sofa", &["table", "lamp"], Answer::Choice(1)));
+            samples.push(sample(1, "closest to sofa", &["lamp", "table"], Answer::Choice(0)));
+        }
+        // Rarer than MIN_SEEN: answered from the subtask's figures.
+        samples.push(sample(0, "size of lamp", &[], Answer::Number(3.0)));
+        samples.push(sample(1, "closest to bed", &["table", "lamp"], Answer::Choice(0)));
+        train.samples = samples;
+        let prior = QuestionPrior::learn(&train);
+        assert_eq!(prior.expected_score(&sample(0, "size of chair", &[], Answer::Number(1.0))), 1.0);
+        assert_eq!(prior.expected_score(&sample(0, "size of bed", &[], Answer::Number(3.0))), 1.0);
+        // Seen once or never: the subtask's guess, exp(mean ln(1 + x)) - 1 over five 1s and six
+        // 3s = 2^(5/11) * 4^(6/11) - 1 = 1.92, within 13% of 2.2: inside 8 of MRA's 10 thresholds.
+        for question in ["size of lamp", "size of door"] {
+            let score = prior.expected_score(&sample(0, question, &[], Answer::Number(2.2)));
+            assert!((score - 0.8).abs() < 1e-9, "{question}: {score}");
+        }
+        // "lamp" was always right for the sofa, whatever its position.
+        assert_eq!(prior.expected_score(&sample(1, "closest to sofa", &["table", "lamp"], Answer::Choice(1))), 1.0);
+        assert_eq!(prior.expected_score(&sample(1, "closest to sofa", &["lamp", "table"], Answer::Choice(1))), 0.0);
+        // The bed was seen once (table right): over the subtask lamp was right 10 of 11
+        // offers and table 1 of 11, so the prior says lamp.
+        assert_eq!(prior.expected_score(&sample(1, "closest to bed", &["table", "lamp"], Answer::Choice(1))), 1.0);
+        // Options never offered in training rate 0 and tie: half the credit.
+        assert_eq!(prior.expected_score(&sample(1, "closest to door", &["sink", "desk"], Answer::Choice(0))), 0.5);
     }
 }

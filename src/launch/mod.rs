@@ -193,7 +193,8 @@ pub fn run_one<B: AutodiffBackend>(
         peak_rss_bytes: peak_rss_bytes(),
         peak_device_bytes: peak_device,
     });
-    let eval_rows = eval::summarize(&eval_data, &predictions);
+    let prior = eval::QuestionPrior::learn(&train_data);
+    let eval_rows = eval::summarize(&eval_data, &predictions, Some(&prior));
     dir.write_csv(&dir.path.join("predictions.csv"), &predictions)?;
     dir.write_csv(&dir.eval_csv(), &eval_rows)?;
     manifest.status = Status::Done;

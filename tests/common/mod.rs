@@ -43,6 +43,7 @@ pub fn eval_row(subtask: &str, score: f64, drop_no_geometry: f64, drop_no_vision
         drop_no_vision,
         alpha: None,
         chance: 25.0,
+        prior: None,
     }
 }
 
