@@ -65,6 +65,24 @@ fn bars_carry_the_tables_means_stds_and_the_papers_numbers() {
     let b = &bars.series[1];
     assert_eq!(b.values[0].unwrap().std, None);
     assert_eq!(b.paper, [None, None, None]);
+    // The stored runs have no question prior, so no prior line.
+    assert_eq!(bars.prior, [None, None, None]);
+}
+
+#[test]
+fn the_question_prior_is_drawn_when_the_runs_have_one() {
+    let (_p, exp, plan) = bars_project();
+    for spec in &plan[..3] {
+        let mut rows: Vec<_> = ["obj_count", "abs_distance", "avg_macro"].iter().map(|k| eval_row(k, 50.0, 0.0, 0.0)).collect();
+        for (r, prior) in rows.iter_mut().zip([31.0, 42.0, 36.5]) {
+            r.prior = Some(prior);
+        }
+        store_run(spec, &rows, Provenance::collect("flex", "cpu"));
+    }
+    let Figure::Bars(bars) = figure(&exp, &plan).unwrap() else { panic!("expected bars") };
+    assert_eq!(bars.prior, [Some(31.0), Some(42.0), Some(36.5)]);
+    let svg = String::from_utf8(render(&Figure::Bars(bars), ImageFormat::Svg).unwrap()).unwrap();
+    assert!(svg.contains("question prior (no model)"), "the legend names the prior line");
 }
 
 #[test]

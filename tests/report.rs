@@ -87,6 +87,39 @@ fn table_reports_mean_std_ranks_and_the_papers_numbers() {
     assert!(csv.lines().any(|l| l == "a,obj_count,65.0000,7.0711,2,1,68.3000"), "{csv}");
 }
 
+/// The blind-guess and question-prior rows come from the runs' eval.csv, and a
+/// column is left empty when the runs disagree (they did not see the same questions).
+#[test]
+fn baseline_rows_show_what_every_run_agrees_on() {
+    let p = Project::new();
+    let path = p.write("experiments/t.toml", EXP);
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let results = p.path().join("results");
+    let sets = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", results.display())]).unwrap();
+    let plan = exp.plan(&[], &sets).unwrap();
+    for (i, spec) in plan.iter().enumerate() {
+        let with = |mut r: EvalRow, chance: f64| {
+            r.chance = chance;
+            r.prior = Some(40.0);
+            r
+        };
+        // obj_count's chance differs between runs; the rest agree.
+        let rows = [with(row("obj_count", 50.0), 20.0 + i as f64), with(row("abs_distance", 50.0), 30.0), with(row("avg_macro", 50.0), 35.0)];
+        common::store_run(spec, &rows, Provenance::collect("flex", "cpu"));
+    }
+    let t = build(&exp, &plan, false).unwrap();
+    let names: Vec<&str> = t.baselines.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["blind guess", "question prior"]);
+    assert_eq!(t.baselines[0].values, vec![None, Some(30.0), Some(35.0)]);
+    assert_eq!(t.baselines[1].values, vec![Some(40.0), Some(40.0), Some(40.0)]);
+    let md = t.render(Format::Markdown);
+    assert!(md.lines().any(|l| l.starts_with("| (blind guess)") && l.contains("| 30.0 ") && l.contains("| – ")), "{md}");
+    let csv = t.render(Format::Csv);
+    assert!(csv.lines().any(|l| l == "(question prior),avg,40.0000,,,,"), "{csv}");
+    assert!(!csv.lines().any(|l| l.starts_with("(blind guess),obj_count")), "{csv}");
+    assert!(t.render(Format::Latex).contains("\\textit{question prior}"));
+}
+
 fn store_predictions(spec: &geosr::config::RunSpec, root: &std::path::Path, right: impl Fn(usize) -> bool) {
     store(spec, [0.0, 0.0, 0.0]);
     let dir = RunDir::new(&root.join("results"), &spec.experiment, &spec.dir_name());

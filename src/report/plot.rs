@@ -71,6 +71,9 @@ pub struct Bars {
     /// Group headers: the table's columns (subtasks, then Avg.).
     pub groups: Vec<String>,
     pub series: Vec<BarSeries>,
+    /// The question prior per group (see the table's baselines): a line across the
+    /// group, the score a model must beat to have used the scene.
+    pub prior: Vec<Option<f64>>,
 }
 
 /// Avg. along one sweep axis, the other swept keys held at one value.
@@ -131,7 +134,9 @@ pub fn figure(exp: &Experiment, plan: &[RunSpec]) -> Result<Figure, PlotError> {
         })
         .collect();
     let groups = keep.iter().map(|&c| table.columns[c].1.clone()).collect();
-    Ok(Figure::Bars(Bars { title: table.title.clone(), groups, series }))
+    let prior_row = table.baselines.iter().find(|b| b.name == "question prior");
+    let prior = keep.iter().map(|&c| prior_row.and_then(|b| b.values[c])).collect();
+    Ok(Figure::Bars(Bars { title: table.title.clone(), groups, series, prior }))
 }
 
 fn number(v: &toml::Value) -> Option<f64> {
@@ -333,6 +338,7 @@ struct Layout {
 
 enum Swatch {
     Filled,
+    Rule,
     Hollow,
     ErrorBar,
     Line,
@@ -348,6 +354,9 @@ fn legend_items(fig: &Figure) -> Vec<(RGBColor, Swatch, String)> {
             }
             if b.series.iter().any(|s| s.values.iter().flatten().any(|v| v.std.is_some())) {
                 items.push((BLACK, Swatch::ErrorBar, "ours: mean ± std over seeds".into()));
+            }
+            if b.prior.iter().any(Option::is_some) {
+                items.push((BLACK, Swatch::Rule, "question prior (no model)".into()));
             }
             items
         }
@@ -514,6 +523,9 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars, layout
             }
             x += slot;
         }
+        if let Some(p) = b.prior.get(g).copied().flatten() {
+            chart.draw_series(std::iter::once(PathElement::new(vec![(start, p), (stop, p)], BLACK.stroke_width(2))))?;
+        }
     }
     Ok(())
 }
@@ -576,6 +588,7 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(RGBC
         let y = 60 + row as i32 * 24;
         match swatch {
             Swatch::Filled => area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.filled()))?,
+            Swatch::Rule => area.draw(&PathElement::new(vec![(4, y + 1), (26, y + 1)], c.stroke_width(2)))?,
             Swatch::Hollow => {
                 area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.mix(0.2).filled()))?;
                 area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.stroke_width(2)))?;

@@ -54,6 +54,41 @@ pub struct Table {
     /// Column keys (subtask keys, then `avg`) and their headers.
     pub columns: Vec<(String, String)>,
     pub rows: Vec<Row>,
+    /// Reference rows every model should beat, from the runs' own eval.csv: the
+    /// blind guess (`chance`) and the question prior (`prior`). A column gets a
+    /// value only when every finished run agrees on it (they saw the same questions).
+    pub baselines: Vec<Baseline>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// The baselines' values per column: each score column's value when all runs agree.
+fn baselines(columns: &[(String, String)], avg_key: &str, evals: &BTreeMap<String, Vec<Vec<EvalRow>>>) -> Vec<Baseline> {
+    let readers: [(&str, fn(&EvalRow) -> Option<f64>); 2] =
+        [("blind guess", |r| Some(r.chance)), ("question prior", |r| r.prior)];
+    readers
+        .iter()
+        .map(|(name, read)| Baseline {
+            name: name.to_string(),
+            values: columns
+                .iter()
+                .map(|(key, _)| {
+                    if is_cost(key) {
+                        return None;
+                    }
+                    let key = if key == "avg" { avg_key } else { key.as_str() };
+                    let mut values = evals.values().flatten().map(|rows| rows.iter().find(|r| r.subtask == key).and_then(read));
+                    let first = values.next()??;
+                    values.all(|v| v.is_some_and(|v| (v - first).abs() < 1e-6)).then_some(first)
+                })
+                .collect(),
+        })
+        .filter(|b| b.values.iter().any(Option::is_some))
+        .collect()
 }
 
 /// One of Table 6's cost columns.
@@ -241,7 +276,8 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
             seeds_planned: specs.len(),
         });
     }
-    Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows })
+    let baselines = baselines(&columns, avg_key, &evals);
+    Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows, baselines })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +345,13 @@ impl Table {
             rec.push(format!("{}/{}", row.seeds_done, row.seeds_planned));
             b.push_record(rec);
         }
+        for baseline in &self.baselines {
+            let mut rec = vec![format!("({})", baseline.name)];
+            rec.extend(self.marks.iter().map(|_| String::new()));
+            rec.extend(baseline.values.iter().map(|v| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())));
+            rec.push(String::new());
+            b.push_record(rec);
+        }
         let mut table = b.build();
         let body = match format {
             Format::Markdown => table.with(Style::markdown()).to_string(),
@@ -321,6 +364,12 @@ impl Table {
         .to_string();
         if self.has_paper() {
             legend.push_str(" The paper's number in parentheses.");
+        }
+        if !self.baselines.is_empty() {
+            legend.push_str(
+                " The rows (blind guess) and (question prior) score the same questions without a model: \
+                 a constant guess, and the best answer to each question's words in the training split.",
+            );
         }
         format!("{}\n\n{body}\n\n{legend}\n", self.title)
     }
@@ -343,6 +392,13 @@ impl Table {
                     opt(row.paper[c]),
                 ])
                 .expect("in memory");
+            }
+            for baseline in &self.baselines {
+                if let Some(v) = baseline.values[c] {
+                    let (setting, column) = (format!("({})", baseline.name), self.columns[c].0.clone());
+                    w.write_record([setting, column, format!("{v:.4}"), String::new(), String::new(), String::new(), String::new()])
+                        .expect("in memory");
+                }
             }
         }
         String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8")
@@ -369,6 +425,15 @@ impl Table {
                     _ => text,
                 });
             }
+            out.push_str(&format!("{} \\\\\n", rec.join(" & ")));
+        }
+        if !self.baselines.is_empty() {
+            out.push_str("\\midrule\n");
+        }
+        for baseline in &self.baselines {
+            let mut rec = vec![format!("\\textit{{{}}}", esc(&baseline.name))];
+            rec.extend(self.marks.iter().map(|_| String::new()));
+            rec.extend(baseline.values.iter().map(|v| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "--".into())));
             out.push_str(&format!("{} \\\\\n", rec.join(" & ")));
         }
         out.push_str("\\bottomrule\n\\end{tabular}\n");
