@@ -449,7 +449,7 @@ fn real_main() -> Result<ExitCode> {
                     .into());
                 }
             }
-            let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.clone(), device_memory: None };
+            let opts = RunOptions { device: device.clone(), ..Default::default() };
             if dispatch(std::slice::from_ref(spec), opts, &device, backend, false)? > 0 {
                 return Ok(ExitCode::from(1));
             }
@@ -464,12 +464,16 @@ fn real_main() -> Result<ExitCode> {
         }
         Command::Bench { experiment, variant, steps, device, overrides } => {
             let exp = Experiment::load(&experiment)?;
-            let devices: Vec<&str> = device.split(',').map(str::trim).collect();
-            for d in &devices {
-                if *d != "cpu" && d.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()).is_none() {
-                    bail!("--device {device}: expected cpu, cuda:N or a comma-separated list of them");
-                }
-            }
+            // `None` = every CPU backend, `Some(n)` = GPU n.
+            let devices: Vec<Option<usize>> = device
+                .split(',')
+                .map(|d| match d.trim() {
+                    "cpu" => Ok(None),
+                    d => d.strip_prefix("cuda:").and_then(|i| i.parse().ok()).map(Some).ok_or_else(|| {
+                        anyhow::anyhow!("--device {device}: expected cpu, cuda:N or a comma-separated list of them")
+                    }),
+                })
+                .collect::<Result<_>>()?;
             let (env, mut sets) = override_layers(&overrides)?;
             sets.extend(cli_layers(&[format!("train.steps={}", steps + 3), "train.log_every=1".into()])?);
             let chosen: Vec<_> = match &variant {
@@ -501,12 +505,12 @@ fn real_main() -> Result<ExitCode> {
                     ]);
                 };
                 for d in &devices {
-                    if *d == "cpu" {
-                        record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
-                        record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
-                    } else {
-                        let index = d["cuda:".len()..].parse().expect("checked above");
-                        record(d, bench_cuda(config, &data, index)?);
+                    match *d {
+                        None => {
+                            record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
+                            record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
+                        }
+                        Some(index) => record(&format!("cuda:{index}"), bench_cuda(config, &data, index)?),
                     }
                 }
             }
@@ -538,7 +542,7 @@ fn real_main() -> Result<ExitCode> {
                 .filter(|r| variant.is_empty() || variant.contains(&r.variant))
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
-            let opts = RunOptions { require_clean, force, backend: String::new(), device: device.clone(), device_memory: None };
+            let opts = RunOptions { require_clean, force, device: device.clone(), ..Default::default() };
             let failed = dispatch(&runs, opts, &device, backend, false)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
@@ -599,7 +603,7 @@ fn sweep_local(
 ) -> Result<usize> {
     if jobs <= 1 {
         let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
-        let opts = RunOptions { require_clean: false, force: false, backend: String::new(), device: device.to_string(), device_memory: None };
+        let opts = RunOptions { device: device.to_string(), ..Default::default() };
         return dispatch(&runs, opts, device, backend, fail_fast);
     }
     let exe = std::env::current_exe().context("cannot find the geosr executable")?;

@@ -94,16 +94,16 @@ impl EvalRow {
     }
 }
 
+/// Fewer training questions (or offers of an option) than this and the prior
+/// uses the subtask's figures instead of the question's.
+pub const MIN_SEEN: usize = 5;
+
 /// A blind model that reads the question: from the training split it learns, for
 /// each question's words, the geometric mean of the numerical answers, and how
 /// often each option's words were the right one. It never sees a scene, so it
 /// scores what the questions alone give away (a chair's usual size, an answer word
 /// that is right more often than not). Questions seen fewer than [`MIN_SEEN`]
 /// times fall back to the subtask's figures, so rare wordings are not memorised.
-/// Fewer training questions (or offers of an option) than this and the prior
-/// uses the subtask's figures instead of the question's.
-pub const MIN_SEEN: usize = 5;
-
 #[derive(Debug, Clone, Default)]
 pub struct QuestionPrior {
     /// (subtask, question) -> (sum of ln(1 + answer), count).

@@ -134,7 +134,7 @@ pub fn figure(exp: &Experiment, plan: &[RunSpec]) -> Result<Figure, PlotError> {
         })
         .collect();
     let groups = keep.iter().map(|&c| table.columns[c].1.clone()).collect();
-    let prior_row = table.baselines.iter().find(|b| b.name == "question prior");
+    let prior_row = table.baselines.iter().find(|b| b.name == table::QUESTION_PRIOR);
     let prior = keep.iter().map(|&c| prior_row.and_then(|b| b.values[c])).collect();
     Ok(Figure::Bars(Bars { title: table.title.clone(), groups, series, prior }))
 }

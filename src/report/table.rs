@@ -66,10 +66,14 @@ pub struct Baseline {
     pub values: Vec<Option<f64>>,
 }
 
+/// Names of the two baseline rows.
+pub const BLIND_GUESS: &str = "blind guess";
+pub const QUESTION_PRIOR: &str = "question prior";
+
 /// The baselines' values per column: each score column's value when all runs agree.
 fn baselines(columns: &[(String, String)], avg_key: &str, evals: &BTreeMap<String, Vec<Vec<EvalRow>>>) -> Vec<Baseline> {
     let readers: [(&str, fn(&EvalRow) -> Option<f64>); 2] =
-        [("blind guess", |r| Some(r.chance)), ("question prior", |r| r.prior)];
+        [(BLIND_GUESS, |r| Some(r.chance)), (QUESTION_PRIOR, |r| r.prior)];
     readers
         .iter()
         .map(|(name, read)| Baseline {
@@ -222,9 +226,8 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         (Some(path), true) => PaperTable::load(&exp.root.join(path)).ok(),
         _ => None,
     };
-    let first_label = groups.values().next().map(|g| g.0.clone());
     let no_costs = Vec::new();
-    let first_costs = first_label.as_ref().and_then(|l| costs.get(l)).unwrap_or(&no_costs);
+    let first_costs = groups.values().next().and_then(|g| costs.get(&g.0)).unwrap_or(&no_costs);
     let first_paper_row = paper.as_ref().zip(groups.values().next()).and_then(|(p, g)| {
         let v = exp.variant(&g.1)?;
         p.row(&v.label).or_else(|| p.row(&v.name))
