@@ -11,6 +11,12 @@ pub use batcher::{GeoBatch, GeoBatcher};
 
 use crate::config::{Bench, DataConfig, DataSource};
 
+/// The version of the synthetic scene generators. Bump it whenever the same config
+/// generates different scenes: it is part of every synthetic run's id, so stored
+/// runs of the old scenes are not taken for finished runs of the new ones.
+/// 2: the static arc's radius is drawn per scene (was a fixed 3 m).
+pub const SYNTHETIC_VERSION: u32 = 2;
+
 /// Which split to generate. The splits differ in their shortcut strength
 /// (`data.shortcut.train` / `data.shortcut.eval`) and in their random streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

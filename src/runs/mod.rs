@@ -15,11 +15,15 @@ use crate::config::Config;
 /// Short hash of the canonical resolved config. The canonical form is the config
 /// serialized to JSON with sorted keys, without the `output` section (where results
 /// go does not change what a run computes), so key order and formatting of the
-/// source files never change the id.
+/// source files never change the id. Synthetic runs also hash the generator's
+/// version ([`crate::data::SYNTHETIC_VERSION`]): a new generator means new runs.
 pub fn run_id(config: &Config) -> String {
     let mut value = serde_json::to_value(config).expect("config serializes");
     if let Some(map) = value.as_object_mut() {
         map.remove("output");
+        if config.data.source == crate::config::DataSource::Synthetic {
+            map.insert("synthetic_version".into(), crate::data::SYNTHETIC_VERSION.into());
+        }
     }
     let canonical = serde_json::to_string(&value).expect("json serializes");
     let digest = Sha256::digest(canonical.as_bytes());
