@@ -227,8 +227,9 @@ enum BenchName {
     Dsr,
 }
 
-/// The embedded CPU backends. Flex is the default: a training step of the quick
-/// experiment's full model took 49 ms on Flex and 54 ms on NdArray (`geosr bench`, see README).
+/// The embedded CPU backends. Flex is the default: a training step of the tiny full model
+/// took 49 ms on Flex and 54 ms on NdArray at width 32, and the two were within noise at
+/// width 64 (`geosr bench`, see README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 enum CpuBackend {
     #[default]
@@ -486,6 +487,8 @@ fn real_main() -> Result<ExitCode> {
                 let spec = exp.run_spec(v, &exp.sweep_points()[0], exp.file.seeds[0], &env, &sets)?;
                 let config = &spec.resolved.config;
                 let data = geosr::data::load(&config.data, geosr::data::Split::Train)?;
+                let eval = geosr::data::load(&config.data, geosr::data::Split::Eval)?;
+                let splits = (&data, &eval);
                 let params = param_count(config, &data).to_string();
                 let dims = geosr::model::ModelDims::of(&data);
                 let forward = geosr::model::flops::forward_flops(&config.model, &dims) as f64;
@@ -507,15 +510,15 @@ fn real_main() -> Result<ExitCode> {
                 for d in &devices {
                     match *d {
                         None => {
-                            record("flex", bench_one::<Autodiff<Flex>>(config, &data, &Default::default())?);
-                            record("ndarray", bench_one::<Autodiff<NdArray>>(config, &data, &NdArrayDevice::Cpu)?);
+                            record("flex", bench_one::<Autodiff<Flex>>(config, splits, &Default::default())?);
+                            record("ndarray", bench_one::<Autodiff<NdArray>>(config, splits, &NdArrayDevice::Cpu)?);
                         }
-                        Some(index) => record(&format!("cuda:{index}"), bench_cuda(config, &data, index)?),
+                        Some(index) => record(&format!("cuda:{index}"), bench_cuda(config, splits, index)?),
                     }
                 }
             }
             println!(
-                "# {}: {} timed training steps after 3 warm-up steps; inference over the training split; \
+                "# {}: {} timed training steps after 3 warm-up steps; inference over the evaluation split; \
                  GFLOP/s from an analytic count of matrix products (a training step = 3 x forward)",
                 exp.name, steps
             );
@@ -742,25 +745,27 @@ fn unknown_variant(exp: &Experiment, label: &str) -> ConfigError {
 }
 
 /// Training step rows and inference seconds per sample of one config on one backend.
+/// Trains on `train` for the configured few steps, then times inference over `eval`
+/// (the split a run's Table 6 figure is timed on).
 fn bench_one<B: AutodiffBackend>(
     config: &geosr::config::Config,
-    data: &geosr::data::Dataset,
+    (train, eval): (&geosr::data::Dataset, &geosr::data::Dataset),
     device: &B::Device,
 ) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     let mut rows = Vec::new();
-    let model = geosr::train::train::<B>(config, data, device, None, |r| rows.push(r.clone()))?;
-    let batcher = geosr::train::batcher_for(config, data);
+    let model = geosr::train::train::<B>(config, train, device, None, |r| rows.push(r.clone()))?;
+    let batcher = geosr::train::batcher_for(config, eval);
     // Untimed warm-up pass (kernel compilation and tuning on a GPU).
-    geosr::eval::time_inference(&model, data, &batcher, config.eval.batch_size, device);
+    geosr::eval::time_inference(&model, eval, &batcher, config.eval.batch_size, device);
     let start = std::time::Instant::now();
-    let n = geosr::eval::time_inference(&model, data, &batcher, config.eval.batch_size, device);
+    let n = geosr::eval::time_inference(&model, eval, &batcher, config.eval.batch_size, device);
     Ok((rows, start.elapsed().as_secs_f64() / n.max(1) as f64))
 }
 
 #[cfg(feature = "cuda")]
 fn bench_cuda(
     config: &geosr::config::Config,
-    data: &geosr::data::Dataset,
+    data: (&geosr::data::Dataset, &geosr::data::Dataset),
     index: usize,
 ) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     use burn::backend::Cuda;
@@ -768,7 +773,7 @@ fn bench_cuda(
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bench_cuda(_: &geosr::config::Config, _: &geosr::data::Dataset, _: usize) -> Result<(Vec<geosr::train::StepRow>, f64)> {
+fn bench_cuda(_: &geosr::config::Config, _: (&geosr::data::Dataset, &geosr::data::Dataset), _: usize) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     bail!("this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`")
 }
 
