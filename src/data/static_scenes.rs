@@ -752,16 +752,6 @@ mod tests {
         sample.question.split(' ').filter_map(category_of).collect()
     }
 
-    fn correlation(pairs: &[(f64, f64)]) -> f64 {
-        let n = pairs.len() as f64;
-        let (mx, my) =
-            (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
-        let cov: f64 = pairs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-        let vx: f64 = pairs.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        let vy: f64 = pairs.iter().map(|p| (p.1 - my).powi(2)).sum();
-        cov / (vx * vy).sqrt()
-    }
-
     fn number(sample: &Sample) -> f64 {
         match sample.answer {
             Answer::Number(x) => x as f64,
