@@ -744,12 +744,15 @@ fn unknown_variant(exp: &Experiment, label: &str) -> ConfigError {
     }
 }
 
+/// A bench's (training, evaluation) splits.
+type Splits<'a> = (&'a geosr::data::Dataset, &'a geosr::data::Dataset);
+
 /// Training step rows and inference seconds per sample of one config on one backend.
 /// Trains on `train` for the configured few steps, then times inference over `eval`
 /// (the split a run's Table 6 figure is timed on).
 fn bench_one<B: AutodiffBackend>(
     config: &geosr::config::Config,
-    (train, eval): (&geosr::data::Dataset, &geosr::data::Dataset),
+    (train, eval): Splits,
     device: &B::Device,
 ) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     let mut rows = Vec::new();
@@ -765,7 +768,7 @@ fn bench_one<B: AutodiffBackend>(
 #[cfg(feature = "cuda")]
 fn bench_cuda(
     config: &geosr::config::Config,
-    data: (&geosr::data::Dataset, &geosr::data::Dataset),
+    data: Splits,
     index: usize,
 ) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     use burn::backend::Cuda;
@@ -773,7 +776,7 @@ fn bench_cuda(
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bench_cuda(_: &geosr::config::Config, _: (&geosr::data::Dataset, &geosr::data::Dataset), _: usize) -> Result<(Vec<geosr::train::StepRow>, f64)> {
+fn bench_cuda(_: &geosr::config::Config, _: Splits, _: usize) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     bail!("this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`")
 }
 

@@ -838,7 +838,7 @@ mod tests {
         let cues = |shortcut: f64| {
             let ds = generate(&DataConfig { train_size: 4000, ..config(shortcut, 0.05) }, Split::Train);
             let (mut hits, mut asked, mut sizes) = (0, 0, Vec::new());
-            for s in ds.samples.iter() {
+            for s in &ds.samples {
                 if s.subtask == ROOM_SIZE {
                     sizes.push(number(s));
                 }
@@ -861,10 +861,8 @@ mod tests {
                 asked += 1;
                 hits += usize::from(Answer::Choice(nearest) == s.answer);
             }
-            let log: Vec<f64> = sizes.iter().map(|x| x.ln()).collect();
-            let mean = log.iter().sum::<f64>() / log.len() as f64;
-            let spread = (log.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / log.len() as f64).sqrt();
-            (hits as f64 / asked as f64, spread)
+            let log = crate::report::table::Cell { values: sizes.iter().map(|x| x.ln()).collect() };
+            (hits as f64 / asked as f64, log.std().expect("room size questions were asked"))
         };
         let (hit_hi, spread_hi) = cues(1.0);
         let (hit_lo, spread_lo) = cues(0.0);
