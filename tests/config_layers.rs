@@ -129,6 +129,12 @@ fn gamma_and_beta_outside_unit_interval() {
 }
 
 #[test]
+fn negative_number_weight() {
+    let msg = error_for(&[], ONE_VARIANT, &["train.number_weight=-1"]).to_string();
+    assert!(msg.contains("train.number_weight") && msg.contains(">= 0"), "{msg}");
+}
+
+#[test]
 fn zero_bottleneck_length() {
     let msg = error_for(&[], ONE_VARIANT, &["model.bottleneck_len=0"]).to_string();
     assert!(msg.contains("model.bottleneck_len") && msg.contains("L_B"), "{msg}");

@@ -189,7 +189,7 @@ fn every_variant_runs_forward_with_the_right_shapes() {
             assert_eq!(out.relevance.as_ref().map(|r| r.dims()), qformer.then_some([8, n_v]), "{fusion:?}");
             let masked = mode == Mode::Train && mask != MaskKind::None;
             assert_eq!(out.mask.as_ref().map(|m| m.dims()), masked.then_some([8, n_v]));
-            let loss: f32 = model.loss(&out, &b).into_scalar();
+            let loss: f32 = model.loss(&out, &b, 1.0).into_scalar();
             assert!(loss.is_finite());
         }
         assert!(model.num_params() > 0);
@@ -244,7 +244,7 @@ fn gradients_reach_trainable_parts_and_not_frozen_ones() {
         let (b, dims) = batch::<AD>(&c, &device);
         let model = GeoSr::<AD>::new(&c.model, dims, &device);
         let out = model.forward(&b, Mode::Train);
-        let grads = model.loss(&out, &b).backward();
+        let grads = model.loss(&out, &b, 1.0).backward();
         let (enc1, enc2) = model.geometry_encoder.layers.as_ref().unwrap();
         assert!(enc1.weight.val().grad(&grads).is_none(), "geometry encoder is frozen");
         assert!(enc2.weight.val().grad(&grads).is_none());
@@ -267,7 +267,7 @@ fn frozen_backbone_gets_no_gradient_but_heads_do() {
     let device = Default::default();
     let (b, dims) = batch::<AD>(&c, &device);
     let model = GeoSr::<AD>::new(&c.model, dims, &device);
-    let grads = model.loss(&model.forward(&b, Mode::Train), &b).backward();
+    let grads = model.loss(&model.forward(&b, Mode::Train), &b, 1.0).backward();
     let layer = &model.backbone.encoder.layers[0];
     assert!(layer.pwff.linear_inner.weight.val().grad(&grads).is_none());
     assert!(model.backbone.option_query.weight.val().grad(&grads).is_some());
@@ -320,4 +320,18 @@ fn aligned_tokenizers_map_a_category_to_its_word() {
             assert_eq!(gap < 1e-6, align, "{bench:?} align {align}: largest difference {gap}");
         }
     }
+}
+
+#[test]
+fn number_weight_scales_only_the_numerical_term() {
+    let c = config(Bench::Static, MaskKind::None, FusionKind::Gated, GeometryKind::Vggt);
+    let (b, dims) = batch::<B>(&c, &dev());
+    let model = GeoSr::<B>::new(&c.model, dims, &dev());
+    let out = model.forward(&b, Mode::Infer);
+    let at = |w: f64| -> f32 { model.loss(&out, &b, w).into_scalar() };
+    let (choice, one, three) = (at(0.0), at(1.0), at(3.0));
+    let number = one - choice;
+    // The batch mixes both kinds of question, so both terms are present and positive.
+    assert!(choice > 0.0 && number > 0.0, "choice {choice}, number {number}");
+    assert!((three - (choice + 3.0 * number)).abs() < 1e-4 * three.abs().max(1.0), "{three} vs {choice} + 3 * {number}");
 }

@@ -99,6 +99,10 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     if !(config.train.lr > 0.0 && config.train.lr.is_finite()) {
         return fail("train.lr", config.train.lr.to_string(), "a positive learning rate");
     }
+    let w = config.train.number_weight;
+    if !(w >= 0.0 && w.is_finite()) {
+        return fail("train.number_weight", w.to_string(), "a finite weight >= 0");
+    }
     if config.train.epochs == 0 && config.train.steps == 0 {
         return fail("train.epochs", "0".into(), "at least 1 epoch (or set train.steps)");
     }

@@ -250,9 +250,10 @@ impl<B: Backend> GeoSr<B> {
         }
     }
 
-    /// Cross-entropy over the options of multiple-choice questions plus squared
-    /// error in ln(1 + x) for numerical ones, each averaged over its own questions.
-    pub fn loss(&self, out: &ForwardOutput<B>, batch: &GeoBatch<B>) -> Tensor<B, 1> {
+    /// Cross-entropy over the options of multiple-choice questions plus
+    /// `number_weight` times the squared error in ln(1 + x) for numerical ones,
+    /// each averaged over its own questions.
+    pub fn loss(&self, out: &ForwardOutput<B>, batch: &GeoBatch<B>, number_weight: f64) -> Tensor<B, 1> {
         let is_number = batch.is_number.clone();
         let is_choice = Tensor::ones_like(&is_number) - is_number.clone();
         let nll = log_softmax(out.choice_logits.clone(), 1)
@@ -262,6 +263,6 @@ impl<B: Backend> GeoSr<B> {
         let choice = (nll * is_choice.clone()).sum() / is_choice.sum().clamp_min(1.0);
         let err = out.number.clone() - batch.number_target.clone();
         let number = (err.clone() * err * is_number.clone()).sum() / is_number.sum().clamp_min(1.0);
-        choice + number
+        choice + number * number_weight
     }
 }

@@ -232,7 +232,7 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         window.1 += items.len();
         let batch = batcher.batch(items, device);
         let out = model.forward(&batch, Mode::Train);
-        let loss = model.loss(&out, &batch);
+        let loss = model.loss(&out, &batch, t.number_weight);
         let loss_value: f64 = loss.clone().into_scalar().elem();
         if !loss_value.is_finite() {
             return Err(TrainError::NonFinite { step, loss: loss_value });
