@@ -1,8 +1,10 @@
 //! The training loop: Adam(W) with linear warmup then cosine or constant
 //! learning rate, masking draws seeded per step, NaN/Inf detection.
 //!
-//! The loop is written by hand for now because it must write a per-step
-//! `train.csv` and stop on a non-finite loss with the step recorded.
+//! The loop is written by hand, not burn-train's learner: that one checkpoints only
+//! after a whole epoch, and the paper's recipes are one epoch long, so an interrupted
+//! run would start over (measured by `examples/learner_checkpoints.rs`). This loop
+//! also writes a per-step `train.csv` and stops on a non-finite loss with the step.
 
 pub mod schedule;
 
