@@ -135,6 +135,13 @@ fn negative_number_weight() {
 }
 
 #[test]
+fn unknown_subtask_lists_the_benchmarks_keys() {
+    let msg = error_for(&[], ONE_VARIANT, &["data.subtasks=['abs_distance', 'room_area']"]).to_string();
+    assert!(msg.contains("data.subtasks") && msg.contains("room_area"), "{msg}");
+    assert!(msg.contains("room_size") && msg.contains("route_plan"), "{msg}");
+}
+
+#[test]
 fn zero_bottleneck_length() {
     let msg = error_for(&[], ONE_VARIANT, &["model.bottleneck_len=0"]).to_string();
     assert!(msg.contains("model.bottleneck_len") && msg.contains("L_B"), "{msg}");
@@ -179,6 +186,10 @@ fn run_id_ignores_key_order_formatting_and_output_dir() {
     let a = id("a", &[]);
     assert_eq!(a, id("b", &[]));
     assert_eq!(a, id("a", &["output.results_dir=elsewhere"]));
+    // Keys added later keep older runs' ids at their neutral values, and only there.
+    assert_eq!(a, id("a", &["train.number_weight=1.0", "data.subtasks=[]"]));
+    assert_ne!(a, id("a", &["train.number_weight=2.0"]));
+    assert_ne!(a, id("a", &["data.subtasks=['room_size']"]));
     assert_ne!(a, id("a", &["model.mask.gamma=0.7"]));
     assert_eq!(a.len(), 10);
 }
@@ -256,4 +267,11 @@ set = { "model.mask.kind" = "none", "model.fusion" = "additive" }
     let plan = check(&geosr::config::layers::cli_layers(&["train.seed=5".into()]).unwrap());
     assert!(plan.iter().all(|r| r.resolved.config.train.seed == 5));
     assert_eq!(plan[0].id, plan[1].id);
+}
+
+#[test]
+fn the_default_configs_run_id_is_stable() {
+    // Stored runs are found by id: a change here makes every stored run look unfinished
+    // and retrains it. Add new keys to `runs::ADDED_KEYS` with their neutral value instead.
+    assert_eq!(geosr::runs::run_id(&geosr::config::Config::default()), "6ac075ca46");
 }

@@ -58,6 +58,9 @@ pub struct DataConfig {
     pub geometry_noise: f64,
     /// How well 2D appearance predicts the answer, per split (0 = not at all, 1 = perfectly).
     pub shortcut: ShortcutConfig,
+    /// Only these subtasks (keys such as "abs_distance"), in both splits, to train or
+    /// probe one skill at a time; empty means all of the benchmark's.
+    pub subtasks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -271,6 +274,7 @@ impl Default for DataConfig {
             objects: 4,
             geometry_noise: 0.05,
             shortcut: ShortcutConfig { train: 0.9, eval: 0.1 },
+            subtasks: Vec::new(),
         }
     }
 }

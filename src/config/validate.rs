@@ -99,6 +99,11 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     if !(config.train.lr > 0.0 && config.train.lr.is_finite()) {
         return fail("train.lr", config.train.lr.to_string(), "a positive learning rate");
     }
+    let known = crate::data::subtasks(d.bench);
+    if let Some(bad) = d.subtasks.iter().find(|k| !known.iter().any(|s| s.key == k.as_str())) {
+        let keys: Vec<&str> = known.iter().map(|s| s.key).collect();
+        return fail("data.subtasks", format!("{bad:?}"), &format!("subtask keys of the {:?} benchmark: {}", d.bench, keys.join(", ")));
+    }
     let w = config.train.number_weight;
     if !(w >= 0.0 && w.is_finite()) {
         return fail("train.number_weight", w.to_string(), "a finite weight >= 0");

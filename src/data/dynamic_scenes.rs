@@ -107,10 +107,11 @@ pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
     );
     assert!(cfg.frames >= 2, "dynamic scenes need at least two frames to show motion");
     let s = shortcut_strength(cfg, split);
+    let chosen = super::chosen_subtasks(cfg);
     let samples = (0..split_size(cfg, split))
         .map(|i| {
             let mut rng = sample_rng(cfg.seed, split, BENCH_SALT, i);
-            make_sample(cfg, s, i % SUBTASKS.len(), &mut rng)
+            make_sample(cfg, s, chosen[i % chosen.len()], &mut rng)
         })
         .collect();
     Dataset {

@@ -118,9 +118,27 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset, features::Feature
                     problem: format!("is {:?} but data.bench is {:?}", set.data.bench, cfg.bench),
                 });
             }
-            Ok(set.data)
+            let mut data = set.data;
+            if !cfg.subtasks.is_empty() {
+                let keep = chosen_subtasks(cfg);
+                let kept: Vec<bool> = data.samples.iter().map(|s| keep.contains(&s.subtask)).collect();
+                let mut flags = kept.iter();
+                data.samples.retain(|_| *flags.next().expect("one flag per sample"));
+                if let Some(types) = data.question_types.as_mut() {
+                    let mut flags = kept.iter();
+                    types.retain(|_| *flags.next().expect("one flag per question type"));
+                }
+            }
+            Ok(data)
         }
     }
+}
+
+/// Indices of the subtasks `data.subtasks` selects (all when it is empty), in the
+/// benchmark's order. Keys are validated when the config resolves.
+pub fn chosen_subtasks(cfg: &DataConfig) -> Vec<usize> {
+    let all = subtasks(cfg.bench);
+    (0..all.len()).filter(|&i| cfg.subtasks.is_empty() || cfg.subtasks.iter().any(|k| k == all[i].key)).collect()
 }
 
 /// Generates a synthetic split deterministically from `cfg.seed` and the split.

@@ -118,10 +118,11 @@ pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
     );
     assert!(cfg.frames >= 1, "static scenes need at least one frame");
     let s = shortcut_strength(cfg, split);
+    let chosen = super::chosen_subtasks(cfg);
     let samples = (0..split_size(cfg, split))
         .map(|i| {
             let mut rng = sample_rng(cfg.seed, split, BENCH_SALT, i);
-            make_sample(cfg, s, i % SUBTASKS.len(), &mut rng)
+            make_sample(cfg, s, chosen[i % chosen.len()], &mut rng)
         })
         .collect();
     Dataset {
@@ -767,6 +768,21 @@ mod tests {
         assert_ne!(a, generate(&cfg, Split::Eval).samples);
         let other = DataConfig { seed: 1, ..cfg };
         assert_ne!(a, generate(&other, Split::Train).samples);
+    }
+
+    #[test]
+    fn a_subtask_selection_keeps_the_size_and_only_those_subtasks() {
+        let full = generate(&config(0.5, 0.05), Split::Eval);
+        let chosen = vec!["room_size".to_string(), "abs_distance".to_string()];
+        let some = generate(&DataConfig { subtasks: chosen, ..config(0.5, 0.05) }, Split::Eval);
+        assert_eq!(some.samples.len(), full.samples.len());
+        let count = |k: usize| some.samples.iter().filter(|s| s.subtask == k).count();
+        // Taken in the benchmark's order whatever the config's, half each.
+        assert_eq!((count(ABS_DISTANCE), count(ROOM_SIZE)), (400, 400));
+        assert_eq!(some.samples[0].subtask, ABS_DISTANCE);
+        // Sample i keeps its own seed, so where both splits ask the same subtask at the
+        // same index they hold the same question.
+        assert_eq!(some.samples[ROOM_SIZE], full.samples[ROOM_SIZE]);
     }
 
     #[test]

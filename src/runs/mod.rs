@@ -17,8 +17,18 @@ use crate::config::Config;
 /// go does not change what a run computes), so key order and formatting of the
 /// source files never change the id. Synthetic runs also hash the generator's
 /// version ([`crate::data::SYNTHETIC_VERSION`]): a new generator means new runs.
+/// Keys added after runs were stored are left out while they hold the value that
+/// computes what the runs computed before ([`ADDED_KEYS`]), so those runs keep their ids.
 pub fn run_id(config: &Config) -> String {
     let mut value = serde_json::to_value(config).expect("config serializes");
+    for (section, key, neutral) in ADDED_KEYS {
+        let table = value.get_mut(section).and_then(|v| v.as_object_mut());
+        if let Some(table) = table {
+            if table.get(*key).is_some_and(|v| *v == neutral()) {
+                table.remove(*key);
+            }
+        }
+    }
     if let Some(map) = value.as_object_mut() {
         map.remove("output");
         if config.data.source == crate::config::DataSource::Synthetic {
@@ -29,6 +39,13 @@ pub fn run_id(config: &Config) -> String {
     let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
 }
+
+/// (section, key, the value at which the key changes nothing) of config keys added
+/// after the first runs were stored.
+const ADDED_KEYS: &[(&str, &str, fn() -> serde_json::Value)] = &[
+    ("train", "number_weight", || serde_json::json!(1.0)),
+    ("data", "subtasks", || serde_json::json!([])),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
