@@ -92,21 +92,18 @@ impl<B: Backend> InferenceStep for Net<B> {
 
 type Train = Autodiff<Flex>;
 
-fn launch(dir: &std::path::Path, interrupter: Interrupter, checkpoint: Option<usize>) {
+fn launch(dir: &std::path::Path, interrupter: Interrupter) {
     let device = Default::default();
     let items: Vec<[f32; 2]> = (0..ITERATIONS).map(|i| [i as f32 / 100.0, 2.0 * i as f32 / 100.0]).collect();
     let train = DataLoaderBuilder::<Train, _, _>::new(PairBatcher).batch_size(1).build(InMemDataset::new(items.clone()));
     let valid = DataLoaderBuilder::<Flex, _, _>::new(PairBatcher).batch_size(1).build(InMemDataset::new(items));
     let model = Net::<Train> { linear: LinearConfig::new(1, 1).init(&device) };
     let learner = Learner::new(model, AdamConfig::new().init(), 1e-2);
-    let mut training = SupervisedTraining::new(dir, train, valid)
+    SupervisedTraining::new(dir, train, valid)
         .num_epochs(1)
         .with_file_checkpointer(CompactRecorder::new())
-        .with_interrupter(interrupter);
-    if let Some(epoch) = checkpoint {
-        training = training.checkpoint(epoch);
-    }
-    training.launch(learner);
+        .with_interrupter(interrupter)
+        .launch(learner);
 }
 
 fn files_in(dir: &std::path::Path) -> usize {
@@ -118,7 +115,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let interrupter = INTERRUPTER.get_or_init(Interrupter::new).clone();
 
-    launch(&dir, interrupter.clone(), None);
+    launch(&dir, interrupter.clone());
     let taken = STEPS.swap(0, Ordering::SeqCst);
     let saved = files_in(&dir.join("checkpoint"));
     println!("interrupted run: {taken} of {ITERATIONS} iterations taken, {saved} checkpoint files written");
@@ -127,7 +124,7 @@ fn main() {
     // the relaunch starts the epoch over.
     interrupter.reset();
     ARMED.store(false, Ordering::SeqCst);
-    launch(&dir, interrupter, None);
+    launch(&dir, interrupter);
     let again = STEPS.load(Ordering::SeqCst);
     let saved = files_in(&dir.join("checkpoint"));
     println!("relaunch: {again} iterations to finish one epoch of {ITERATIONS}; {saved} checkpoint files after it");

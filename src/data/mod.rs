@@ -122,16 +122,21 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset, features::Feature
             if !cfg.subtasks.is_empty() {
                 let keep = chosen_subtasks(cfg);
                 let kept: Vec<bool> = data.samples.iter().map(|s| keep.contains(&s.subtask)).collect();
-                let mut flags = kept.iter();
-                data.samples.retain(|_| *flags.next().expect("one flag per sample"));
+                retain_flagged(&mut data.samples, &kept);
                 if let Some(types) = data.question_types.as_mut() {
-                    let mut flags = kept.iter();
-                    types.retain(|_| *flags.next().expect("one flag per question type"));
+                    retain_flagged(types, &kept);
                 }
             }
             Ok(data)
         }
     }
+}
+
+/// Keeps the items whose flag is set; `question_types` runs parallel to `samples`,
+/// so both are filtered by the same flags.
+fn retain_flagged<T>(items: &mut Vec<T>, flags: &[bool]) {
+    let mut flags = flags.iter();
+    items.retain(|_| *flags.next().expect("one flag per item"));
 }
 
 /// Indices of the subtasks `data.subtasks` selects (all when it is empty), in the
