@@ -146,6 +146,14 @@ fn a_sweep_killed_with_sigkill_finishes_the_rest_and_loses_nothing() {
     // The sweep and its children, all at once, as a cluster or a user would.
     unsafe { libc::killpg(sweep.id() as i32, libc::SIGKILL) };
     sweep.wait().unwrap();
+    // Reaping the sweep does not wait for its children: on a loaded machine a killed
+    // run-index process can still hold its run's lock for a moment, and a sweep started
+    // then rightly leaves that run to its (dying) owner. Start once every lock is free.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run_dirs(&p).into_iter().any(|d| geosr::runs::RunDir { path: d }.is_locked()) {
+        assert!(Instant::now() < deadline, "a killed run still holds its lock after 30 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let kept: Vec<Vec<u8>> = finished.iter().map(|d| std::fs::read(d.join("eval.csv")).unwrap()).collect();
 
     geosr(&p).args(["sweep", "tiny", "--jobs", "2"]).assert().success();

@@ -80,6 +80,9 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(io)?;
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
         if lock_exclusive(&file) {
+            // Only the lock holder writes here, so temp files left by an earlier holder
+            // killed mid-write (between write_atomic's create and rename) are dead.
+            remove_stale_temps(&self.path);
             Ok(Some(RunLock { _file: file }))
         } else {
             Ok(None)
@@ -108,6 +111,20 @@ impl RunDir {
         let format = |e: csv::Error| StoreError::Format { path: path.to_path_buf(), message: e.to_string() };
         let mut reader = csv::Reader::from_path(path).map_err(format)?;
         reader.deserialize().collect::<Result<_, _>>().map_err(format)
+    }
+}
+
+/// Deletes `write_atomic`'s leftover temp files in `dir` and its subfolders
+/// (`checkpoint/`). Best effort: a file that cannot be removed is left for the next run.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            remove_stale_temps(&path);
+        } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
