@@ -889,8 +889,9 @@ mod tests {
     }
 
     /// Geometry carries the truth: with noise-free geometry on the vision grid, the
-    /// points under the named objects' cells give Abs. Dist. exactly, and the
-    /// background points give the room's extent.
+    /// points under the named objects' cells give Abs. Dist. exactly, the turns of
+    /// Rel. Dir. and Route Plan, and the background points give the room's extent.
+    /// (So a model that fails these subtasks fails to learn them, not to see them.)
     #[test]
     fn geometry_tokens_determine_the_answer() {
         let ds = generate(&DataConfig { train_size: 1600, ..config(0.0, 0.0) }, Split::Train);
@@ -903,7 +904,34 @@ mod tests {
         let locate = |s: &Sample, category: usize| {
             (0..ds.frames * cells).find(|&k| s.vision[k * VISION_CHANNELS + category] == 1.0).unwrap()
         };
+        // Looking along `heading` on the floor, is `offset` in front, and to the right?
+        let sides = |heading: Vec3, offset: Vec3| {
+            (heading.x * offset.x + heading.z * offset.z > 0.0, heading.z * offset.x - heading.x * offset.z > 0.0)
+        };
+        let turn = |right: bool| if right { "right" } else { "left" };
         let mut rooms = Vec::new();
+        let mut turns = 0;
+        for s in &ds.samples {
+            let Answer::Choice(k) = s.answer else { continue };
+            let at: Vec<Vec3> = mentioned(s).into_iter().map(|c| point(s, locate(s, c))).collect();
+            let expected = match s.subtask {
+                REL_DIRECTION => {
+                    let (front, right) = sides(at[1] - at[0], at[2] - at[0]);
+                    format!("{} {}", if front { "front" } else { "back" }, turn(right))
+                }
+                ROUTE_PLAN => {
+                    let first = turn(sides(at[1] - at[0], at[2] - at[0]).1);
+                    match at.get(3) {
+                        Some(&d) => format!("{first} {}", turn(sides(at[2] - at[0], d - at[2]).1)),
+                        None => first.to_string(),
+                    }
+                }
+                _ => continue,
+            };
+            assert_eq!(s.options[k], expected, "{}", s.question);
+            turns += 1;
+        }
+        assert!(turns > 200, "only {turns} direction questions");
         for s in &ds.samples {
             if s.subtask == ABS_DISTANCE {
                 let refs = mentioned(s);
