@@ -827,6 +827,32 @@ mod tests {
         });
     }
 
+    /// `data.subtasks` keeps only the chosen questions of real data, and each kept
+    /// question keeps its own question type (the fold of rel. direction's levels reads them).
+    #[test]
+    fn a_subtask_selection_filters_questions_and_their_types_together() {
+        let path = fixture("vsi").display().to_string();
+        let mut cfg = crate::config::DataConfig {
+            source: crate::config::DataSource::Features,
+            bench: Bench::Static,
+            ..Default::default()
+        };
+        cfg.features.train = path.clone();
+        cfg.features.eval = path;
+        let all = crate::data::load(&cfg, crate::data::Split::Train).unwrap();
+        cfg.subtasks = vec!["rel_direction".into(), "obj_count".into()];
+        let some = crate::data::load(&cfg, crate::data::Split::Eval).unwrap();
+        let types = some.question_types.as_ref().unwrap();
+        assert_eq!((all.samples.len(), some.samples.len(), types.len()), (13, 6, 6));
+        for (sample, kind) in some.samples.iter().zip(types) {
+            let key = some.subtasks[sample.subtask].key;
+            let expected = if key == "obj_count" { "object_counting" } else { "object_rel_direction_" };
+            assert!(kind.starts_with(expected), "{key} kept with question type {kind}");
+        }
+        let kept = |key: &str| some.samples.iter().filter(|s| some.subtasks[s.subtask].key == key).count();
+        assert_eq!((kept("rel_direction"), kept("obj_count")), (4, 2));
+    }
+
     #[test]
     fn features_errors_name_the_record_line_and_the_file() {
         // Line 3 of the VSI fixture has id 3.
