@@ -62,6 +62,11 @@ enum Command {
         /// `cpu` or `cuda:N` (the latter needs a build with --features cuda).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Train each run data parallel on these GPUs, e.g. `0,1,2,3`: every batch is
+        /// split across them and their gradients summed on the first, which also
+        /// evaluates. Needs a build with --features cuda.
+        #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "device")]
+        devices: Vec<usize>,
         /// CPU backend.
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
@@ -524,7 +529,7 @@ fn real_main() -> Result<ExitCode> {
             );
             println!("{}", b.build().with(Style::psql()));
         }
-        Command::Run { experiment, variant, seed, overrides, require_clean, force, device, backend } => {
+        Command::Run { experiment, variant, seed, overrides, require_clean, force, device, devices, backend } => {
             let exp = Experiment::load(&experiment)?;
             for label in &variant {
                 exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?;
@@ -545,8 +550,15 @@ fn real_main() -> Result<ExitCode> {
                 .filter(|r| variant.is_empty() || variant.contains(&r.variant))
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
-            let opts = RunOptions { require_clean, force, device: device.clone(), ..Default::default() };
-            let failed = dispatch(&runs, opts, &device, backend, false)?;
+            let failed = if devices.is_empty() {
+                let opts = RunOptions { require_clean, force, device: device.clone(), ..Default::default() };
+                dispatch(&runs, opts, &device, backend, false)?
+            } else {
+                let list: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+                let device = format!("cuda:{}", list.join(","));
+                let opts = RunOptions { require_clean, force, device, backend: "cuda".into(), ..Default::default() };
+                run_cuda(&runs, &opts, &devices, false)?
+            };
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
@@ -667,28 +679,31 @@ fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBa
         match backend {
             CpuBackend::Ndarray => {
                 opts.backend = "ndarray".into();
-                execute::<Autodiff<NdArray>>(runs, &opts, &NdArrayDevice::Cpu, fail_fast)
+                execute::<Autodiff<NdArray>>(runs, &opts, &[NdArrayDevice::Cpu], fail_fast)
             }
             CpuBackend::Flex => {
                 opts.backend = "flex".into();
-                execute::<Autodiff<Flex>>(runs, &opts, &Default::default(), fail_fast)
+                execute::<Autodiff<Flex>>(runs, &opts, &[Default::default()], fail_fast)
             }
         }
     } else if let Some(index) = device.strip_prefix("cuda:") {
         let index: usize = index.parse().with_context(|| format!("--device {device}: expected cuda:N"))?;
         opts.backend = "cuda".into();
-        run_cuda(runs, &opts, index, fail_fast)
+        run_cuda(runs, &opts, &[index], fail_fast)
     } else {
         bail!("--device {device}: expected cpu or cuda:N");
     }
 }
 
+/// Runs on GPUs `indices`, data parallel when there are several; the peak memory
+/// recorded is the first GPU's, which holds the optimizer state.
 #[cfg(feature = "cuda")]
-fn run_cuda(runs: &[RunSpec], opts: &RunOptions, index: usize, fail_fast: bool) -> Result<usize> {
+fn run_cuda(runs: &[RunSpec], opts: &RunOptions, indices: &[usize], fail_fast: bool) -> Result<usize> {
     use burn::backend::Cuda;
-    let device = cuda_device(index)?;
+    let devices = indices.iter().map(|&i| cuda_device(i)).collect::<Result<Vec<_>>>()?;
+    let index = indices[0];
     let opts = RunOptions { device_memory: Some(launch::DeviceMemory { read: cuda_reserved_bytes, index }), ..opts.clone() };
-    execute::<Autodiff<Cuda>>(runs, &opts, &device, fail_fast)
+    execute::<Autodiff<Cuda>>(runs, &opts, &devices, fail_fast)
 }
 
 /// GPU `index`, after checking that it can hold a tensor: without a driver or with
@@ -732,7 +747,7 @@ fn cuda_reserved_bytes(index: usize) -> Option<u64> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda(_: &[RunSpec], _: &RunOptions, _: usize, _: bool) -> Result<usize> {
+fn run_cuda(_: &[RunSpec], _: &RunOptions, _: &[usize], _: bool) -> Result<usize> {
     bail!("this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`")
 }
 
@@ -756,7 +771,7 @@ fn bench_one<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(Vec<geosr::train::StepRow>, f64)> {
     let mut rows = Vec::new();
-    let model = geosr::train::train::<B>(config, train, device, None, |r| rows.push(r.clone()))?;
+    let model = geosr::train::train::<B>(config, train, std::slice::from_ref(device), None, |r| rows.push(r.clone()))?;
     let batcher = geosr::train::batcher_for(config, eval);
     // Untimed warm-up pass (kernel compilation and tuning on a GPU).
     geosr::eval::time_inference(&model, eval, &batcher, config.eval.batch_size, device);
@@ -797,12 +812,12 @@ fn planned_params(config: &geosr::config::Config) -> String {
 }
 
 /// Runs each spec in turn; returns how many failed.
-fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, device: &B::Device, fail_fast: bool) -> Result<usize> {
+fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, devices: &[B::Device], fail_fast: bool) -> Result<usize> {
     let mut failed = 0;
     for (i, spec) in runs.iter().enumerate() {
         println!("[{}/{}] {} seed {} ({})", i + 1, runs.len(), spec.label, spec.seed, spec.id);
         let mut watcher = StepWatcher::new();
-        let outcome = launch::run_one::<B>(spec, opts, device, &mut |row, total| watcher.update(row, total));
+        let outcome = launch::run_one::<B>(spec, opts, devices, &mut |row, total| watcher.update(row, total));
         watcher.finish();
         match outcome? {
             Outcome::Done { dir, eval } => {

@@ -272,3 +272,24 @@ fn reproduce_runs_then_writes_the_tables() {
     assert_eq!(csv.lines().filter(|l| l.starts_with("a,")).count(), 9, "8 subtasks and Avg. for one row");
     assert_eq!(csv.lines().filter(|l| l.starts_with("(question prior),")).count(), 9, "and the prior beside them");
 }
+
+/// `--devices` asks for data-parallel training on GPUs: without CUDA compiled in it
+/// is refused before anything is written, and it cannot be combined with `--device`.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn data_parallel_devices_need_a_cuda_build() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p)
+        .args(["run", "tiny", "--devices", "0,1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("without CUDA").and(predicate::str::contains("--features cuda")));
+    assert!(!p.path().join("results/runs").exists(), "a refused run wrote to the store");
+    geosr(&p)
+        .args(["run", "tiny", "--devices", "0,1", "--device", "cpu"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--devices").and(predicate::str::contains("--device")));
+    geosr(&p).args(["run", "tiny", "--devices", "0,x"]).assert().code(2).stderr(predicate::str::contains("0,x").or(predicate::str::contains("'x'")));
+}

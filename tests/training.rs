@@ -47,13 +47,13 @@ fn an_interrupted_run_resumes_to_the_same_model() {
     let data = data::generate(&c.data, Split::Train);
     let device = Default::default();
     let mut straight_rows = Vec::new();
-    let straight = train::train::<Autodiff<Flex>>(&c, &data, &device, None, |r| straight_rows.push(r.clone())).unwrap();
+    let straight = train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), None, |r| straight_rows.push(r.clone())).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let ck = Checkpoints { dir: dir.path().join("checkpoint"), every: 2 };
     // Interrupt at step 5: the last complete checkpoint holds steps 0-3.
     let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train::train::<Autodiff<Flex>>(&c, &data, &device, Some(&ck), |r| {
+        train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), Some(&ck), |r| {
             if r.step == 5 {
                 panic!("killed");
             }
@@ -62,7 +62,7 @@ fn an_interrupted_run_resumes_to_the_same_model() {
     assert!(interrupted.is_err(), "{:?}", interrupted.as_ref().map(|r| r.as_ref().err().map(|e| e.to_string())));
     assert_eq!(ck.resume_step(), Some(4));
     let mut resumed_rows = Vec::new();
-    let resumed = train::train::<Autodiff<Flex>>(&c, &data, &device, Some(&ck), |r| resumed_rows.push(r.clone())).unwrap();
+    let resumed = train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), Some(&ck), |r| resumed_rows.push(r.clone())).unwrap();
     assert_eq!(resumed_rows.first().map(|r| r.step), Some(4), "training restarts at the checkpoint");
     let losses = |rows: &[geosr::train::StepRow]| rows.iter().map(|r| (r.step, r.loss)).collect::<Vec<_>>();
     assert_eq!(losses(&resumed_rows), losses(&straight_rows[4..]), "same batches, masks and optimizer state");
@@ -76,7 +76,7 @@ fn a_diverging_run_reports_the_step() {
     c.train.lr = 1e30;
     c.train.warmup_steps = 0;
     let data = data::generate(&c.data, Split::Train);
-    match train::train::<Autodiff<Flex>>(&c, &data, &Default::default(), None, |_| {}) {
+    match train::train::<Autodiff<Flex>>(&c, &data, &[Default::default()], None, |_| {}) {
         Err(train::TrainError::NonFinite { step, loss }) => {
             assert!(step >= 1 && step < 9, "{step}");
             assert!(!loss.is_finite());
@@ -86,3 +86,27 @@ fn a_diverging_run_reports_the_step() {
     }
 }
 
+
+/// Data parallel training splits each batch across devices and sums the shards'
+/// gradients: on two replicas of the CPU device it must follow the single-device
+/// run (same losses, same trained model) up to float rounding, also when a batch
+/// does not split evenly.
+#[test]
+fn data_parallel_training_follows_the_single_device_run() {
+    let _turn = turn();
+    let mut c = tiny();
+    c.train.batch_size = 7; // 48 samples: shards of 4 + 3, and 3 + 3 for the last batch
+    c.train.log_every = 1;
+    let data = data::generate(&c.data, Split::Train);
+    let device: burn::backend::flex::FlexDevice = Default::default();
+    let mut rows = (Vec::new(), Vec::new());
+    let one = train::train::<Autodiff<Flex>>(&c, &data, &[device], None, |r| rows.0.push(r.loss)).unwrap();
+    let two = train::train::<Autodiff<Flex>>(&c, &data, &[device, device], None, |r| rows.1.push(r.loss)).unwrap();
+    assert_eq!(rows.0.len(), c.train.steps);
+    for (step, (a, b)) in rows.0.iter().zip(&rows.1).enumerate() {
+        assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "step {step}: loss {a} on one device, {b} on two");
+    }
+    for (i, (a, b)) in scores(&c, &one).into_iter().zip(scores(&c, &two)).enumerate() {
+        assert!((a.0 - b.0).abs() < 1e-3 * a.0.abs().max(1.0), "eval question {i}: {a:?} vs {b:?}");
+    }
+}

@@ -85,12 +85,15 @@ pub fn check_clean(spec: &RunSpec, opts: &RunOptions) -> Result<(), StoreError> 
 /// Something that watches training: called with each logged step and the run's total steps.
 pub type Progress<'a> = &'a mut dyn FnMut(&StepRow, usize);
 
+/// With several `devices`, training is data parallel over them (see [`train::train`]);
+/// evaluation runs on the first.
 pub fn run_one<B: AutodiffBackend>(
     spec: &RunSpec,
     opts: &RunOptions,
-    device: &B::Device,
+    devices: &[B::Device],
     progress: Progress<'_>,
 ) -> Result<Outcome, StoreError> {
+    let device = devices.first().expect("at least one device");
     check_clean(spec, opts)?;
     let dir = run_dir(spec);
     let Some(_lock) = dir.try_lock()? else {
@@ -142,7 +145,7 @@ pub fn run_one<B: AutodiffBackend>(
     let mut write_error = None;
     let total = train::total_steps(config, train_data.samples.len());
     let mut peak_device = None;
-    let result = train::train::<B>(config, &train_data, device, Some(&checkpoints), |row| {
+    let result = train::train::<B>(config, &train_data, devices, Some(&checkpoints), |row| {
         progress(row, total);
         if let Some(memory) = opts.device_memory {
             memory.sample(&mut peak_device);

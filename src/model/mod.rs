@@ -113,6 +113,13 @@ pub struct GeoSr<B: Backend> {
     pub layout: Layout,
 }
 
+/// How many questions of each kind a training batch holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionCounts {
+    pub choice: usize,
+    pub number: usize,
+}
+
 /// A forward pass's answers and diagnostics.
 pub struct ForwardOutput<B: Backend> {
     pub choice_logits: Tensor<B, 2>,
@@ -255,14 +262,24 @@ impl<B: Backend> GeoSr<B> {
     /// each averaged over its own questions.
     pub fn loss(&self, out: &ForwardOutput<B>, batch: &GeoBatch<B>, number_weight: f64) -> Tensor<B, 1> {
         let is_number = batch.is_number.clone();
+        let numbers = is_number.clone().sum().into_scalar().elem::<f64>().round() as usize;
+        let counts = QuestionCounts { choice: is_number.dims()[0] - numbers, number: numbers };
+        self.shard_loss(out, batch, number_weight, counts)
+    }
+
+    /// [`Self::loss`] of one shard of a larger batch whose questions `counts` counts:
+    /// each term is divided by the whole batch's number of its questions, so the
+    /// shards' losses (and gradients) add up to the whole batch's.
+    pub fn shard_loss(&self, out: &ForwardOutput<B>, batch: &GeoBatch<B>, number_weight: f64, counts: QuestionCounts) -> Tensor<B, 1> {
+        let is_number = batch.is_number.clone();
         let is_choice = Tensor::ones_like(&is_number) - is_number.clone();
         let nll = log_softmax(out.choice_logits.clone(), 1)
             .gather(1, batch.choice_target.clone().unsqueeze_dim::<2>(1))
             .reshape([is_number.dims()[0]])
             .neg();
-        let choice = (nll * is_choice.clone()).sum() / is_choice.sum().clamp_min(1.0);
+        let choice = (nll * is_choice).sum() / counts.choice.max(1) as f64;
         let err = out.number.clone() - batch.number_target.clone();
-        let number = (err.clone() * err * is_number.clone()).sum() / is_number.sum().clamp_min(1.0);
+        let number = (err.clone() * err * is_number).sum() / counts.number.max(1) as f64;
         choice + number * number_weight
     }
 }

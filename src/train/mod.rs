@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Optimizer as OptKind};
 use crate::data::batcher::{BatchItem, GeoBatcher};
 use crate::data::Dataset;
-use crate::model::{GeoSr, ModelDims, Mode};
+use crate::model::{GeoSr, ModelDims, Mode, QuestionCounts};
 
 /// One row of `train.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,24 +153,32 @@ impl Checkpoints {
 
 /// Trains a model on `data`, resuming from `checkpoints` when they hold a saved
 /// state, and calling `on_step` for every logged step.
+///
+/// With several `devices`, each batch is split across them (data parallel): every
+/// device runs its shard forward and backward, the gradients are summed on the
+/// first device, and the optimizer steps there. Each shard's loss is scaled by the
+/// whole batch's question counts, so the summed gradient is the batch's gradient
+/// and the run follows the single-device one up to float rounding; `train.batch_size`
+/// stays the global batch.
 pub fn train<B: AutodiffBackend>(
     config: &Config,
     data: &Dataset,
-    device: &B::Device,
+    devices: &[B::Device],
     checkpoints: Option<&Checkpoints>,
     mut on_step: impl FnMut(&StepRow),
 ) -> Result<GeoSr<B::InnerBackend>, TrainError> {
     let t = &config.train;
+    let device = devices.first().expect("at least one training device");
     let model: GeoSr<B> = init_model(config, ModelDims::of(data), device);
     match t.optimizer {
         OptKind::Adam => {
             let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
             let optim = AdamConfig::new().with_weight_decay(decay).init::<B, GeoSr<B>>();
-            fit(config, data, device, model, optim, checkpoints, &mut on_step)
+            fit(config, data, devices, model, optim, checkpoints, &mut on_step)
         }
         OptKind::Adamw => {
             let optim = AdamWConfig::new().with_weight_decay(t.weight_decay as f32).init::<B, GeoSr<B>>();
-            fit(config, data, device, model, optim, checkpoints, &mut on_step)
+            fit(config, data, devices, model, optim, checkpoints, &mut on_step)
         }
     }
 }
@@ -178,11 +186,24 @@ pub fn train<B: AutodiffBackend>(
 /// Builds a model from the run seed. The CPU backends draw initial weights from
 /// one process-wide generator, so seeding and drawing happen under a lock: two
 /// runs initialising at once in one process would otherwise interleave draws.
+/// Burn draws a parameter's weights when it is first read, and a clone of an
+/// unread parameter draws its own, so every parameter is read here: data-parallel
+/// replicas are clones and must start from the same weights.
 pub fn init_model<B: Backend>(config: &Config, dims: ModelDims, device: &B::Device) -> GeoSr<B> {
     static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     B::seed(device, config.train.seed);
-    GeoSr::new(&config.model, dims, device)
+    let model = GeoSr::new(&config.model, dims, device);
+    model.visit(&mut ReadEveryParam);
+    model
+}
+
+struct ReadEveryParam;
+
+impl<B: Backend> ModuleVisitor<B> for ReadEveryParam {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
 }
 
 /// The sample order of an epoch: a permutation seeded by the run seed and the
@@ -196,13 +217,14 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
     config: &Config,
     data: &Dataset,
-    device: &B::Device,
+    devices: &[B::Device],
     mut model: GeoSr<B>,
     mut optim: O,
     checkpoints: Option<&Checkpoints>,
     on_step: &mut impl FnMut(&StepRow),
 ) -> Result<GeoSr<B::InnerBackend>, TrainError> {
     let t = &config.train;
+    let device = &devices[0];
     let batcher = batcher_for(config, data);
     let total = total_steps(config, data.samples.len());
     let schedule = schedule::Schedule::new(t.schedule, t.lr, t.warmup_steps, total);
@@ -232,14 +254,10 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
             .map(|(slot, &i)| BatchItem { sample: data.samples[i].clone(), mask_seed: Some(mask_seed(t.seed, step, slot)) })
             .collect();
         window.1 += items.len();
-        let batch = batcher.batch(items, device);
-        let out = model.forward(&batch, Mode::Train);
-        let loss = model.loss(&out, &batch, t.number_weight);
-        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let (loss_value, grads) = gradients(&model, &batcher, items, devices, t.number_weight);
         if !loss_value.is_finite() {
             return Err(TrainError::NonFinite { step, loss: loss_value });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = schedule.lr(step);
         model = optim.step(lr, model, grads);
         let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
@@ -255,4 +273,49 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         }
     }
     Ok(model.valid())
+}
+
+/// The batch's loss and its gradients on the first device, from one shard of
+/// `items` per device (see [`train`]).
+fn gradients<B: AutodiffBackend>(
+    model: &GeoSr<B>,
+    batcher: &GeoBatcher,
+    items: Vec<BatchItem>,
+    devices: &[B::Device],
+    number_weight: f64,
+) -> (f64, GradientsParams) {
+    let numbers = items.iter().filter(|i| i.sample.num_options == 0).count();
+    let counts = QuestionCounts { choice: items.len() - numbers, number: numbers };
+    let shard = |model: &GeoSr<B>, items: Vec<BatchItem>, device: &B::Device| {
+        let batch = batcher.batch(items, device);
+        let out = model.forward(&batch, Mode::Train);
+        let loss = model.shard_loss(&out, &batch, number_weight, counts);
+        let value: f64 = loss.clone().into_scalar().elem();
+        (value, GradientsParams::from_grads(loss.backward(), model))
+    };
+    if devices.len() == 1 {
+        return shard(model, items, &devices[0]);
+    }
+    let size = items.len().div_ceil(devices.len());
+    let mut items = items.into_iter();
+    let shards: Vec<Vec<BatchItem>> = devices.iter().map(|_| items.by_ref().take(size).collect()).collect();
+    let results: Vec<(f64, GradientsParams)> = std::thread::scope(|scope| {
+        let running: Vec<_> = shards
+            .into_iter()
+            .zip(devices)
+            .filter(|(items, _)| !items.is_empty())
+            .map(|(items, device)| {
+                let replica = model.clone().fork(device);
+                scope.spawn(move || shard(&replica, items, device))
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().expect("a training shard panicked")).collect()
+    });
+    let mut sum = GradientsAccumulator::new();
+    let mut loss = 0.0;
+    for (value, grads) in results {
+        loss += value;
+        sum.accumulate(model, grads.to_device(&devices[0], model));
+    }
+    (loss, sum.grads())
 }
