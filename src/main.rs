@@ -545,9 +545,8 @@ fn real_main() -> Result<ExitCode> {
             }
             let (env, sets) = override_layers(&overrides)?;
             let runs: Vec<RunSpec> = exp
-                .plan(&env, &sets)?
+                .plan_variants(&env, &sets, |label| variant.is_empty() || variant.iter().any(|v| v == label))?
                 .into_iter()
-                .filter(|r| variant.is_empty() || variant.contains(&r.variant))
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
             let failed = if devices.is_empty() {

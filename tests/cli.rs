@@ -293,3 +293,21 @@ fn data_parallel_devices_need_a_cuda_build() {
         .stderr(predicate::str::contains("--devices").and(predicate::str::contains("--device")));
     geosr(&p).args(["run", "tiny", "--devices", "0,x"]).assert().code(2).stderr(predicate::str::contains("0,x").or(predicate::str::contains("'x'")));
 }
+
+/// An override that only an unselected variant rejects does not stop `run --variant`:
+/// the no-geometry variant cannot take a fusion, the gated one can.
+#[test]
+fn run_resolves_only_the_chosen_variants() {
+    let p = Project::new();
+    let two = format!("{TINY}\n[[variants]]\nlabel = \"f\"\nset = {{ \"model.geometry\" = \"none\", \"model.fusion\" = \"none\", \"model.mask.kind\" = \"none\" }}\n");
+    p.write("experiments/tiny.toml", &two);
+    geosr(&p)
+        .args(["run", "tiny", "--set", "model.fusion=additive"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("model.fusion"));
+    geosr(&p).args(["run", "tiny", "--variant", "a", "--set", "model.fusion=additive"]).assert().success();
+    let runs: Vec<_> = std::fs::read_dir(p.path().join("results/runs/tiny")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].to_string_lossy().starts_with("a-s0-"), "{runs:?}");
+}

@@ -268,9 +268,16 @@ impl Experiment {
     /// `train.seed`, the seeds layer sets nothing and the copies stay as they are, as
     /// a full resolution would leave them.
     pub fn plan(&self, env: &[Layer], cli: &[Layer]) -> Result<Vec<RunSpec>, ConfigError> {
+        self.plan_variants(env, cli, |_| true)
+    }
+
+    /// [`Self::plan`] for the variants whose label `keep` accepts; the others are not
+    /// resolved, so an override that only they reject (`--set model.fusion=gated` with
+    /// `--variant a`, next to a no-geometry variant) does not stop the chosen ones.
+    pub fn plan_variants(&self, env: &[Layer], cli: &[Layer], keep: impl Fn(&str) -> bool) -> Result<Vec<RunSpec>, ConfigError> {
         let mut runs = Vec::new();
         let seeds_layer = format!("{} [seeds]", self.path.display());
-        for variant in &self.file.variants {
+        for variant in self.file.variants.iter().filter(|v| keep(&v.label)) {
             for point in self.sweep_points() {
                 let first = self.run_spec(variant, &point, self.file.seeds[0], env, cli)?;
                 let set_by_seeds = first.resolved.provenance.get("train.seed").is_some_and(|(value, source)| {
