@@ -305,7 +305,7 @@ fn run_resolves_only_the_chosen_variants() {
         .args(["run", "tiny", "--set", "model.fusion=additive"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("model.fusion"));
+        .stderr(predicate::str::contains("`model.fusion` = \"additive\"").and(predicate::str::contains("variant `f`")));
     geosr(&p).args(["run", "tiny", "--variant", "a", "--set", "model.fusion=additive"]).assert().success();
     let runs: Vec<_> = std::fs::read_dir(p.path().join("results/runs/tiny")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(runs.len(), 1);

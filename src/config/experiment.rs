@@ -310,7 +310,9 @@ impl Experiment {
         env: &[Layer],
         cli: &[Layer],
     ) -> Result<RunSpec, ConfigError> {
-        let resolved = layers::resolve(&self.layers_for(variant, point, seed, env, cli)?)?;
+        let resolved = layers::resolve(&self.layers_for(variant, point, seed, env, cli)?).map_err(|e| {
+            ConfigError::Variant { path: self.path.clone(), variant: variant.label.clone(), source: Box::new(e) }
+        })?;
         let id = crate::runs::run_id(&resolved.config);
         Ok(RunSpec {
             experiment: self.name.clone(),

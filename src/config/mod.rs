@@ -26,4 +26,8 @@ pub enum ConfigError {
     Invalid { origin: String, key: String, value: String, expected: String },
     #[error("{}: {message}", path.display())]
     Experiment { path: PathBuf, message: String },
+    /// A variant's resolved config is invalid; names the variant, since a
+    /// command-line override may be fine for one variant and not for another.
+    #[error("{}, variant `{variant}`: {source}", path.display())]
+    Variant { path: PathBuf, variant: String, source: Box<ConfigError> },
 }

@@ -27,7 +27,7 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     if m.fusion != FusionKind::None && m.geometry == GeometryKind::None {
         return fail(
             "model.fusion",
-            format!("{:?}", m.fusion).to_lowercase(),
+            serde_json::to_string(&m.fusion).expect("an enum serializes"),
             "\"none\" when model.geometry = \"none\" (there are no geometry tokens to fuse)",
         );
     }
