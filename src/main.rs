@@ -133,6 +133,9 @@ enum Command {
         overrides: Overrides,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Train data parallel on these GPUs (as `run --devices`).
+        #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "device")]
+        devices: Vec<usize>,
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
     },
@@ -414,7 +417,7 @@ fn real_main() -> Result<ExitCode> {
                 Launcher::Slurm => {
                     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
                     let mut args = child_args(&overrides, backend);
-                    args.extend(["--device".into(), device.clone()]);
+                    args.extend(launch::slurm::device_args(&device, gpus_per_task));
                     let experiment_path = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
                     let cmd = launch::slurm::TaskCommand { exe, experiment: experiment_path, args };
                     let opts = launch::slurm::SlurmOptions { partition, gpus_per_task, cpus_per_task, time, array_parallelism };
@@ -435,7 +438,7 @@ fn real_main() -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::RunIndex { experiment, index, expect_id, overrides, device, backend } => {
+        Command::RunIndex { experiment, index, expect_id, overrides, device, devices, backend } => {
             let exp = Experiment::load(&experiment)?;
             let (env, sets) = override_layers(&overrides)?;
             let plan = exp.plan(&env, &sets)?;
@@ -455,8 +458,8 @@ fn real_main() -> Result<ExitCode> {
                     .into());
                 }
             }
-            let opts = RunOptions { device: device.clone(), ..Default::default() };
-            if dispatch(std::slice::from_ref(spec), opts, &device, backend, false)? > 0 {
+            let opts = RunOptions::default();
+            if run_on(std::slice::from_ref(spec), opts, &device, &devices, backend)? > 0 {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -549,15 +552,8 @@ fn real_main() -> Result<ExitCode> {
                 .into_iter()
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
-            let failed = if devices.is_empty() {
-                let opts = RunOptions { require_clean, force, device: device.clone(), ..Default::default() };
-                dispatch(&runs, opts, &device, backend, false)?
-            } else {
-                let list: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
-                let device = format!("cuda:{}", list.join(","));
-                let opts = RunOptions { require_clean, force, device, backend: "cuda".into(), ..Default::default() };
-                run_cuda(&runs, &opts, &devices, false)?
-            };
+            let opts = RunOptions { require_clean, force, ..Default::default() };
+            let failed = run_on(&runs, opts, &device, &devices, backend)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
@@ -669,6 +665,17 @@ fn parse_cuda_devices(device: &str) -> Result<Option<Vec<usize>>> {
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("--device {device}: expected cuda:N or cuda:N,M,..."))?;
     Ok(Some(devices))
+}
+
+/// Runs `runs` on `device`, or data parallel on the GPUs `devices` when any are
+/// given (`run` and `run-index`); returns how many failed.
+fn run_on(runs: &[RunSpec], opts: RunOptions, device: &str, devices: &[usize], backend: CpuBackend) -> Result<usize> {
+    if devices.is_empty() {
+        return dispatch(runs, RunOptions { device: device.to_string(), ..opts }, device, backend, false);
+    }
+    let list: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+    let opts = RunOptions { device: format!("cuda:{}", list.join(",")), backend: "cuda".into(), ..opts };
+    run_cuda(runs, &opts, devices, false)
 }
 
 /// Runs `runs` on the backend `device` and `backend` name; returns how many failed.

@@ -285,6 +285,11 @@ fn data_parallel_devices_need_a_cuda_build() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("without CUDA").and(predicate::str::contains("--features cuda")));
+    geosr(&p)
+        .args(["run-index", "tiny", "--index", "0", "--devices", "0,1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("without CUDA"));
     assert!(!p.path().join("results/runs").exists(), "a refused run wrote to the store");
     geosr(&p)
         .args(["run", "tiny", "--devices", "0,1", "--device", "cpu"])

@@ -105,6 +105,19 @@ pub fn script(plan: &[RunSpec], indices: &[usize], cmd: &TaskCommand, workdir: &
     s
 }
 
+/// How each array task picks its device: a task given several GPUs
+/// (`--gpus-per-task N` with a CUDA device) trains data parallel on all of them,
+/// which Slurm numbers 0..N within the task; otherwise the sweep's `--device`.
+pub fn device_args(device: &str, gpus_per_task: Option<u32>) -> Vec<String> {
+    match gpus_per_task {
+        Some(n) if n > 1 && device.starts_with("cuda") => {
+            let list: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            vec!["--devices".into(), list.join(",")]
+        }
+        _ => vec!["--device".into(), device.to_string()],
+    }
+}
+
 /// Single-quotes a word for bash unless it is plainly safe.
 fn quote(word: &str) -> String {
     if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
@@ -259,6 +272,14 @@ mod tests {
         assert!(states[&4].is_running());
         assert_eq!(states[&7].state, "TIMEOUT");
         assert_eq!(states[&7].reason, "TimeLimit");
+    }
+
+    #[test]
+    fn tasks_with_several_gpus_train_data_parallel() {
+        assert_eq!(device_args("cuda:0", Some(4)), ["--devices", "0,1,2,3"]);
+        assert_eq!(device_args("cuda:0", Some(1)), ["--device", "cuda:0"]);
+        assert_eq!(device_args("cuda:0", None), ["--device", "cuda:0"]);
+        assert_eq!(device_args("cpu", Some(2)), ["--device", "cpu"]);
     }
 
     #[test]
