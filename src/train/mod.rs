@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Optimizer as OptKind};
 use crate::data::batcher::{BatchItem, GeoBatcher};
-use crate::data::Dataset;
+use crate::data::{Answer, Dataset};
 use crate::model::{GeoSr, ModelDims, Mode, QuestionCounts};
 
 /// One row of `train.csv`.
@@ -284,7 +284,7 @@ fn gradients<B: AutodiffBackend>(
     devices: &[B::Device],
     number_weight: f64,
 ) -> (f64, GradientsParams) {
-    let numbers = items.iter().filter(|i| i.sample.num_options == 0).count();
+    let numbers = items.iter().filter(|i| matches!(i.sample.answer, Answer::Number(_))).count();
     let counts = QuestionCounts { choice: items.len() - numbers, number: numbers };
     let shard = |model: &GeoSr<B>, items: Vec<BatchItem>, device: &B::Device| {
         let batch = batcher.batch(items, device);
