@@ -613,8 +613,7 @@ fn sweep_local(
 ) -> Result<usize> {
     if jobs <= 1 {
         let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
-        let opts = RunOptions { device: device.to_string(), ..Default::default() };
-        return dispatch(&runs, opts, device, backend, fail_fast);
+        return dispatch(&runs, RunOptions::default(), device, backend, fail_fast);
     }
     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
     let mut args = child_args(overrides, backend);
@@ -671,7 +670,7 @@ fn parse_cuda_devices(device: &str) -> Result<Option<Vec<usize>>> {
 /// given (`run` and `run-index`); returns how many failed.
 fn run_on(runs: &[RunSpec], opts: RunOptions, device: &str, devices: &[usize], backend: CpuBackend) -> Result<usize> {
     if devices.is_empty() {
-        return dispatch(runs, RunOptions { device: device.to_string(), ..opts }, device, backend, false);
+        return dispatch(runs, opts, device, backend, false);
     }
     let list: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
     let opts = RunOptions { device: format!("cuda:{}", list.join(",")), backend: "cuda".into(), ..opts };
@@ -681,6 +680,7 @@ fn run_on(runs: &[RunSpec], opts: RunOptions, device: &str, devices: &[usize], b
 /// Runs `runs` on the backend `device` and `backend` name; returns how many failed.
 /// With `fail_fast`, stops at the first failure.
 fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBackend, fail_fast: bool) -> Result<usize> {
+    opts.device = device.to_string();
     if device == "cpu" {
         match backend {
             CpuBackend::Ndarray => {

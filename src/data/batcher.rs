@@ -17,6 +17,26 @@ pub struct BatchItem {
     pub mask_seed: Option<u64>,
 }
 
+/// How many questions of each kind a batch (or a whole batch split into shards) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionCounts {
+    pub choice: usize,
+    pub number: usize,
+}
+
+impl QuestionCounts {
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
+        let (mut choice, mut number) = (0, 0);
+        for s in samples {
+            match s.answer {
+                Answer::Choice(_) => choice += 1,
+                Answer::Number(_) => number += 1,
+            }
+        }
+        QuestionCounts { choice, number }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GeoBatch<B: Backend> {
     /// Raw vision features `[B, N_V, C_vin]`.
@@ -36,6 +56,8 @@ pub struct GeoBatch<B: Backend> {
     pub number_target: Tensor<B, 1>,
     /// 1 for numerical questions, 0 for multiple choice `[B]`.
     pub is_number: Tensor<B, 1>,
+    /// The same, counted on the host, so the loss divides without reading tensors back.
+    pub counts: QuestionCounts,
     /// delta of Eq. 6 `[B]`: 1 where masking is enabled for the sample.
     pub delta: Tensor<B, 1>,
     /// The random mask set of Eq. 7 `[B, N_V]` (1 = in M).
@@ -98,6 +120,7 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
             }
             subtasks.push(s.subtask);
         }
+        let counts = QuestionCounts::of(items.iter().map(|i| &i.sample));
         GeoBatch {
             vision: Tensor::from_data(TensorData::new(vision, [n, self.n_vision, self.vision_channels]), device),
             geometry: Tensor::from_data(TensorData::new(geometry, [n, self.n_geometry, self.geometry_channels]), device),
@@ -107,6 +130,7 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
             choice_target: Tensor::from_data(TensorData::new(choice, [n]), device),
             number_target: Tensor::from_data(TensorData::new(number, [n]), device),
             is_number: Tensor::from_data(TensorData::new(is_number, [n]), device),
+            counts,
             delta: Tensor::from_data(TensorData::new(delta, [n]), device),
             random_set: Tensor::from_data(TensorData::new(random_set, [n, self.n_vision]), device),
             subtasks,

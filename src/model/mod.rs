@@ -12,6 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use crate::config::{FusionKind, GeometryKind, MaskKind, ModelConfig};
+use crate::data::batcher::QuestionCounts;
 use crate::data::{vocab, GeoBatch};
 use backbone::{no_padding, Backbone};
 use fusion::{AlignMlp, CrossAttention, GatedFusion, Grid, QFormer};
@@ -111,13 +112,6 @@ pub struct GeoSr<B: Backend> {
     pub backbone: Backbone<B>,
     #[module(skip)]
     pub layout: Layout,
-}
-
-/// How many questions of each kind a training batch holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuestionCounts {
-    pub choice: usize,
-    pub number: usize,
 }
 
 /// A forward pass's answers and diagnostics.
@@ -261,10 +255,7 @@ impl<B: Backend> GeoSr<B> {
     /// `number_weight` times the squared error in ln(1 + x) for numerical ones,
     /// each averaged over its own questions.
     pub fn loss(&self, out: &ForwardOutput<B>, batch: &GeoBatch<B>, number_weight: f64) -> Tensor<B, 1> {
-        let is_number = batch.is_number.clone();
-        let numbers = is_number.clone().sum().into_scalar().elem::<f64>().round() as usize;
-        let counts = QuestionCounts { choice: is_number.dims()[0] - numbers, number: numbers };
-        self.shard_loss(out, batch, number_weight, counts)
+        self.shard_loss(out, batch, number_weight, batch.counts)
     }
 
     /// [`Self::loss`] of one shard of a larger batch whose questions `counts` counts:

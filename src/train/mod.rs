@@ -24,9 +24,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Optimizer as OptKind};
-use crate::data::batcher::{BatchItem, GeoBatcher};
-use crate::data::{Answer, Dataset};
-use crate::model::{GeoSr, ModelDims, Mode, QuestionCounts};
+use crate::data::batcher::{BatchItem, GeoBatcher, QuestionCounts};
+use crate::data::Dataset;
+use crate::model::{GeoSr, ModelDims, Mode};
 
 /// One row of `train.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,8 +284,7 @@ fn gradients<B: AutodiffBackend>(
     devices: &[B::Device],
     number_weight: f64,
 ) -> (f64, GradientsParams) {
-    let numbers = items.iter().filter(|i| matches!(i.sample.answer, Answer::Number(_))).count();
-    let counts = QuestionCounts { choice: items.len() - numbers, number: numbers };
+    let counts = QuestionCounts::of(items.iter().map(|i| &i.sample));
     let shard = |model: &GeoSr<B>, items: Vec<BatchItem>, device: &B::Device| {
         let batch = batcher.batch(items, device);
         let out = model.forward(&batch, Mode::Train);
