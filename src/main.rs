@@ -802,17 +802,15 @@ fn bench_cuda(_: &geosr::config::Config, _: Splits, _: usize) -> Result<(Vec<geo
 }
 
 fn param_count(config: &geosr::config::Config, data: &geosr::data::Dataset) -> usize {
-    use burn::module::Module;
     let model: geosr::model::GeoSr<Flex> =
         geosr::model::GeoSr::new(&config.model, geosr::model::ModelDims::of(data), &Default::default());
-    model.num_params()
+    model.answering_params()
 }
 
 /// Parameters of a run's model, from its config alone.
 fn planned_params(config: &geosr::config::Config) -> String {
-    use burn::module::Module;
     match geosr::model::ModelDims::for_config(&config.data) {
-        Ok(dims) => geosr::model::GeoSr::<Flex>::new(&config.model, dims, &Default::default()).num_params().to_string(),
+        Ok(dims) => geosr::model::GeoSr::<Flex>::new(&config.model, dims, &Default::default()).answering_params().to_string(),
         Err(e) => format!("? ({e})"),
     }
 }

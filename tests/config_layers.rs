@@ -135,6 +135,15 @@ fn negative_number_weight() {
 }
 
 #[test]
+fn grounding_needs_a_weight_and_synthetic_scenes() {
+    let msg = error_for(&[], ONE_VARIANT, &["model.grounding=-0.5"]).to_string();
+    assert!(msg.contains("model.grounding") && msg.contains(">= 0"), "{msg}");
+    let features = ["model.grounding=0.3", "data.source='features'", "data.features.train='t'", "data.features.eval='e'"];
+    let msg = error_for(&[], ONE_VARIANT, &features).to_string();
+    assert!(msg.contains("model.grounding") && msg.contains("features"), "{msg}");
+}
+
+#[test]
 fn unknown_subtask_lists_the_benchmarks_keys() {
     let msg = error_for(&[], ONE_VARIANT, &["data.subtasks=['abs_distance', 'room_area']"]).to_string();
     assert!(msg.contains("data.subtasks") && msg.contains("room_area"), "{msg}");
@@ -187,7 +196,8 @@ fn run_id_ignores_key_order_formatting_and_output_dir() {
     assert_eq!(a, id("b", &[]));
     assert_eq!(a, id("a", &["output.results_dir=elsewhere"]));
     // Keys added later keep older runs' ids at their neutral values, and only there.
-    assert_eq!(a, id("a", &["train.number_weight=1.0", "data.subtasks=[]"]));
+    assert_eq!(a, id("a", &["train.number_weight=1.0", "data.subtasks=[]", "model.grounding=0.0"]));
+    assert_ne!(a, id("a", &["model.grounding=0.3"]));
     assert_ne!(a, id("a", &["train.number_weight=2.0"]));
     assert_ne!(a, id("a", &["data.subtasks=['room_size']"]));
     assert_ne!(a, id("a", &["model.mask.gamma=0.7"]));

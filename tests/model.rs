@@ -335,3 +335,34 @@ fn number_weight_scales_only_the_numerical_term() {
     assert!(choice > 0.0 && number > 0.0, "choice {choice}, number {number}");
     assert!((three - (choice + 3.0 * number)).abs() < 1e-4 * three.abs().max(1.0), "{three} vs {choice} + 3 * {number}");
 }
+
+#[test]
+fn grounding_heads_train_only_where_the_data_name_an_object() {
+    let mut c = config(Bench::Static, MaskKind::None, FusionKind::Gated, GeometryKind::Vggt);
+    let (b, dims) = batch::<B>(&c, &dev());
+    let plain = GeoSr::<B>::new(&c.model, dims, &dev());
+    assert!(plain.grounding.is_none() && plain.roles.is_none());
+    assert!(plain.forward(&b, Mode::Infer).grounding.is_none());
+
+    c.model.grounding = 0.5;
+    let model = GeoSr::<B>::new(&c.model, dims, &dev());
+    assert_eq!(model.answering_params(), plain.answering_params(), "the heads are training-only");
+    assert!(model.num_params() > plain.num_params());
+    let out = model.forward(&b, Mode::Infer);
+    let [n, l_p] = b.prompt.dims();
+    assert_eq!(out.grounding.as_ref().unwrap().dims(), [n, l_p, 2]);
+    assert_eq!(out.roles.as_ref().unwrap().dims(), [n, geosr::data::batcher::ROLES, 2]);
+    assert!(b.counts.grounded > 0 && b.counts.roles > 0, "{:?}", b.counts);
+    let with_targets: f32 = model.loss(&out, &b, 1.0).into_scalar();
+    // Without any target the auxiliary terms vanish and the loss is the answers' alone.
+    let mut bare = b.clone();
+    bare.grounding = bare.grounding.zeros_like();
+    bare.roles = bare.roles.zeros_like();
+    let answers_only: f32 = model.loss(&out, &bare, 1.0).into_scalar();
+    assert!(with_targets > answers_only + 1e-3, "{with_targets} vs {answers_only}");
+    c.model.grounding = 1.0;
+    let twice = GeoSr::<B>::new(&c.model, dims, &dev()).load_record(model.clone().into_record());
+    let doubled: f32 = twice.loss(&twice.forward(&b, Mode::Infer), &b, 1.0).into_scalar();
+    let aux = with_targets - answers_only;
+    assert!((doubled - (answers_only + 2.0 * aux)).abs() < 1e-3 * doubled.max(1.0), "{doubled} vs {answers_only} + 2 * {aux}");
+}

@@ -192,6 +192,15 @@ pub struct ModelConfig {
     /// tower and text embedding already agree on what a chair is. Off: both are
     /// independent random maps, and the backbone must learn the pairing itself.
     pub align_tokenizers: bool,
+    /// Weight of two auxiliary training targets that stand in for what a pretrained
+    /// VLM already knows (synthetic data only; 0 = off, the paper's model): a linear
+    /// head reads each object word's state after the first backbone layer and gives the
+    /// floor position (x, z) of the object it names, and a second reads the pooled
+    /// state and gives the positions of the question's named objects in the order the
+    /// question names them. Both are squared errors in metres, averaged per coordinate,
+    /// and leave inference unchanged. Without them the from-scratch tiny backbones
+    /// never learn the subtasks that relate three or four objects (README, Known limits).
+    pub grounding: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +306,7 @@ impl Default for ModelConfig {
             fusion_heads: 2,
             mlp_ratio: 2,
             align_tokenizers: false,
+            grounding: 0.0,
         }
     }
 }

@@ -108,6 +108,17 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     if !(w >= 0.0 && w.is_finite()) {
         return fail("train.number_weight", w.to_string(), "a finite weight >= 0");
     }
+    let g = m.grounding;
+    if !(g >= 0.0 && g.is_finite()) {
+        return fail("model.grounding", g.to_string(), "a finite weight >= 0");
+    }
+    if g > 0.0 && d.source == super::schema::DataSource::Features {
+        return fail(
+            "model.grounding",
+            g.to_string(),
+            "0 when data.source = \"features\" (precomputed features say nothing of where the named objects stand)",
+        );
+    }
     if config.train.epochs == 0 && config.train.steps == 0 {
         return fail("train.epochs", "0".into(), "at least 1 epoch (or set train.steps)");
     }

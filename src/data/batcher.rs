@@ -22,18 +22,24 @@ pub struct BatchItem {
 pub struct QuestionCounts {
     pub choice: usize,
     pub number: usize,
+    /// Prompt words with a grounding target (see [`Sample::grounding`]).
+    pub grounded: usize,
+    /// Role slots with a target (object words before the options, at most [`ROLES`] a question).
+    pub roles: usize,
 }
 
 impl QuestionCounts {
     pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
-        let (mut choice, mut number) = (0, 0);
+        let (mut choice, mut number, mut grounded, mut roles) = (0, 0, 0, 0);
         for s in samples {
             match s.answer {
                 Answer::Choice(_) => choice += 1,
                 Answer::Number(_) => number += 1,
             }
+            grounded += s.grounding.chunks(3).filter(|w| w[2] > 0.0).count();
+            roles += role_targets(&s.prompt, &s.grounding).chunks(3).filter(|r| r[2] > 0.0).count();
         }
-        QuestionCounts { choice, number }
+        QuestionCounts { choice, number, grounded, roles }
     }
 }
 
@@ -56,6 +62,11 @@ pub struct GeoBatch<B: Backend> {
     pub number_target: Tensor<B, 1>,
     /// 1 for numerical questions, 0 for multiple choice `[B]`.
     pub is_number: Tensor<B, 1>,
+    /// `[B, L_P, 3]`: each prompt word's grounding target (x, z, has-target).
+    pub grounding: Tensor<B, 3>,
+    /// `[B, ROLES, 3]`: the grounding targets of the question's first [`ROLES`]
+    /// object words, in the order the question names them (before the options).
+    pub roles: Tensor<B, 3>,
     /// The same, counted on the host, so the loss divides without reading tensors back.
     pub counts: QuestionCounts,
     /// delta of Eq. 6 `[B]`: 1 where masking is enabled for the sample.
@@ -88,6 +99,8 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
         let (mut choice, mut number, mut is_number) = (Vec::new(), Vec::new(), Vec::new());
         let (mut delta, mut random_set) = (Vec::with_capacity(n), Vec::with_capacity(n * self.n_vision));
         let mut subtasks = Vec::with_capacity(n);
+        let mut grounding = Vec::with_capacity(n * prompt_len * 3);
+        let mut roles = Vec::with_capacity(n * ROLES * 3);
         for item in &items {
             let s = &item.sample;
             vision.extend_from_slice(&s.vision);
@@ -119,6 +132,12 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
                 }
             }
             subtasks.push(s.subtask);
+            if s.grounding.is_empty() {
+                grounding.extend(std::iter::repeat_n(0.0, prompt_len * 3));
+            } else {
+                grounding.extend_from_slice(&s.grounding);
+            }
+            roles.extend(role_targets(&s.prompt, &s.grounding));
         }
         let counts = QuestionCounts::of(items.iter().map(|i| &i.sample));
         GeoBatch {
@@ -130,12 +149,33 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
             choice_target: Tensor::from_data(TensorData::new(choice, [n]), device),
             number_target: Tensor::from_data(TensorData::new(number, [n]), device),
             is_number: Tensor::from_data(TensorData::new(is_number, [n]), device),
+            grounding: Tensor::from_data(TensorData::new(grounding, [n, prompt_len, 3]), device),
+            roles: Tensor::from_data(TensorData::new(roles, [n, ROLES, 3]), device),
             counts,
             delta: Tensor::from_data(TensorData::new(delta, [n]), device),
             random_set: Tensor::from_data(TensorData::new(random_set, [n, self.n_vision]), device),
             subtasks,
         }
     }
+}
+
+/// Object words of a question the role targets follow (Route Plan names four).
+pub const ROLES: usize = 4;
+
+/// `ROLES x 3`: the grounding targets of the object words before the first option
+/// letter, in order, padded with zeros.
+pub fn role_targets(prompt: &[u32], grounding: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; ROLES * 3];
+    if grounding.is_empty() {
+        return out;
+    }
+    let letters: Vec<u32> = vocab::OPTION_LETTERS.iter().map(|l| vocab::token(l)).collect();
+    let question = prompt.iter().take_while(|id| !letters.contains(id)).count();
+    let named = (0..question).filter(|&j| grounding[3 * j + 2] > 0.0);
+    for (k, j) in named.take(ROLES).enumerate() {
+        out[3 * k..3 * k + 3].copy_from_slice(&grounding[3 * j..3 * j + 3]);
+    }
+    out
 }
 
 /// `MAX_OPTIONS x prompt.len()` weights, row-major: option k's words are those after

@@ -32,7 +32,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::static_scenes::{
-    gaussian3, redraw_until, render, sample_rng, shortcut_strength, shows, split_size, Body, Camera,
+    gaussian3, grounding, redraw_until, render, sample_rng, shortcut_strength, shows, split_size, Body, Camera,
     Enclosure, Question, Seen, Vec3, CATEGORY_SIZES,
 };
 use super::vocab::CATEGORIES;
@@ -133,7 +133,10 @@ fn make_sample(cfg: &DataConfig, s: f64, subtask: usize, rng: &mut ChaCha8Rng) -
         let scene = Scene::draw(cfg, s, rng);
         let question = ask(subtask, &scene, rng)?;
         let (vision, geometry) = scene.tokens(cfg, rng);
-        Some(question.into_sample(subtask, vision, geometry))
+        let mut sample = question.into_sample(subtask, vision, geometry);
+        // Where each named object starts: questions follow objects from the first frame.
+        sample.grounding = grounding(&sample.prompt, &scene.frames[0]);
+        Some(sample)
     })
 }
 

@@ -339,6 +339,7 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
             answer: record.answer,
             question: record.question,
             options: record.options.iter().enumerate().map(|(k, o)| strip_letter(k, o).to_string()).collect(),
+            grounding: Vec::new(),
         });
         set.ids.push(record.id);
         set.question_types.push(record.question_type);

@@ -71,6 +71,11 @@ pub struct Sample {
     /// The question in words, for people reading predictions.
     pub question: String,
     pub options: Vec<String>,
+    /// Where each prompt word's object stands, for the auxiliary grounding target
+    /// (`model.grounding`): `PROMPT_LEN x 3` of (x, z, 1) for a word that names exactly
+    /// one object of the scene and (0, 0, 0) for every other word; empty when the
+    /// data do not say (precomputed features).
+    pub grounding: Vec<f32>,
 }
 
 /// A generated split.

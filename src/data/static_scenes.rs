@@ -147,7 +147,9 @@ fn make_sample(cfg: &DataConfig, s: f64, subtask: usize, rng: &mut ChaCha8Rng) -
         let scene = Scene::draw(cfg, s, &categories, rng);
         let question = ask(subtask, &scene, rng)?;
         let (vision, geometry) = scene.tokens(cfg, rng);
-        Some(question.into_sample(subtask, vision, geometry))
+        let mut sample = question.into_sample(subtask, vision, geometry);
+        sample.grounding = grounding(&sample.prompt, &scene.objects);
+        Some(sample)
     })
 }
 
@@ -400,6 +402,20 @@ fn route_plan(visible: &[usize], scene: &Scene, rng: &mut ChaCha8Rng) -> Option<
             Some(Question::choice(words, vec![vec!["left"], vec!["right"]], first, rng))
         }
     }
+}
+
+/// [`Sample::grounding`]: the floor position (x, z) of the object each prompt word
+/// names, where the word names exactly one of `objects`.
+pub(super) fn grounding(prompt: &[u32], objects: &[Body]) -> Vec<f32> {
+    let mut out = vec![0.0f32; 3 * prompt.len()];
+    for (j, &id) in prompt.iter().enumerate() {
+        let Some(category) = CATEGORIES.iter().position(|&w| vocab::token(w) == id) else { continue };
+        let mut named = objects.iter().filter(|o| o.category == category);
+        if let (Some(o), None) = (named.next(), named.next()) {
+            out[3 * j..3 * j + 3].copy_from_slice(&[o.center.x as f32, o.center.z as f32, 1.0]);
+        }
+    }
+    out
 }
 
 /// (ahead, lateral) components of `offset` on the floor relative to `heading`
@@ -705,6 +721,7 @@ impl Question {
             answer: self.answer,
             question: self.words.join(" "),
             options: self.options.iter().map(|o| o.join(" ")).collect(),
+            grounding: Vec::new(),
         }
     }
 }
@@ -758,6 +775,44 @@ mod tests {
             Answer::Number(x) => x as f64,
             Answer::Choice(_) => panic!("not a numeric sample"),
         }
+    }
+
+    /// The grounding targets put each named object where it stands, and the role
+    /// targets keep the question's order: from them alone the turns of Rel. Dir. and
+    /// Route Plan come out as the answers say (swapping two roles would flip them).
+    #[test]
+    fn grounding_and_role_targets_follow_the_question() {
+        let ds = generate(&DataConfig { train_size: 800, ..config(0.0, 0.0) }, Split::Train);
+        let mut checked = 0;
+        for s in &ds.samples {
+            let words = s.grounding.chunks(3).filter(|w| w[2] > 0.0).count();
+            let objects = s.prompt.iter().filter(|&&id| CATEGORIES.iter().any(|&c| vocab::token(c) == id)).count();
+            if s.subtask != OBJ_COUNT {
+                assert_eq!(words, objects, "every object word has a target: {}", s.question);
+            }
+            let Answer::Choice(k) = s.answer else { continue };
+            let roles = super::super::batcher::role_targets(&s.prompt, &s.grounding);
+            let at = |r: usize| Vec3::new(roles[3 * r] as f64, 0.0, roles[3 * r + 1] as f64);
+            let right = |from: Vec3, heading: Vec3, to: Vec3| {
+                let o = to - from;
+                if heading.z * o.x - heading.x * o.z > 0.0 { "right" } else { "left" }
+            };
+            let expected = match s.subtask {
+                REL_DIRECTION => {
+                    let (a, b, c) = (at(0), at(1), at(2));
+                    let front = (b - a).x * (c - a).x + (b - a).z * (c - a).z > 0.0;
+                    format!("{} {}", if front { "front" } else { "back" }, right(a, b - a, c))
+                }
+                ROUTE_PLAN if roles[11] > 0.0 => {
+                    let (a, b, c, d) = (at(0), at(1), at(2), at(3));
+                    format!("{} {}", right(a, b - a, c), right(c, c - a, d))
+                }
+                _ => continue,
+            };
+            assert_eq!(s.options[k], expected, "{}", s.question);
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} direction questions");
     }
 
     #[test]

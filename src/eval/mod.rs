@@ -368,6 +368,7 @@ mod tests {
             answer,
             question: question.into(),
             options: options.iter().map(|o| o.to_string()).collect(),
+            grounding: Vec::new(),
         }
     }
 

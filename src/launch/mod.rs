@@ -190,7 +190,7 @@ pub fn run_one<B: AutodiffBackend>(
         memory.sample(&mut peak_device);
     }
     manifest.cost = Some(Cost {
-        params: burn::module::Module::num_params(&model),
+        params: model.answering_params(),
         train_seconds,
         infer_ms_per_sample,
         peak_rss_bytes: peak_rss_bytes(),

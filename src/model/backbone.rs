@@ -2,7 +2,7 @@
 //! [CLS, F, (Z_G), F_P] with answer heads for multiple choice and numbers.
 
 use burn::module::{Initializer, Param};
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -28,6 +28,10 @@ pub struct Answers<B: Backend> {
     pub choice_logits: Tensor<B, 2>,
     /// Predicted `ln(1 + answer)` for numerical questions, `[B]`.
     pub number: Tensor<B, 1>,
+    /// The prompt words' states after the first layer `[B, L_P, C]`.
+    pub words: Tensor<B, 3>,
+    /// The normalized CLS state the heads read `[B, C]`.
+    pub pooled: Tensor<B, 2>,
 }
 
 impl<B: Backend> Backbone<B> {
@@ -72,15 +76,25 @@ impl<B: Backend> Backbone<B> {
         let cls = self.cls.val().expand([b, 1, c]);
         let x = Tensor::cat(vec![cls, tokens], 1) + self.positions.val().expand([b, l + 1, c]);
         let pad = Tensor::cat(vec![no_padding::<B>(b, 1, &pad.device()), pad], 1);
-        let h = self.norm.forward(self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(pad)));
+        // Run layer by layer to keep the prompt words' states after the first layer,
+        // where the grounding head reads them: a later layer can only use what an
+        // earlier one found.
+        let mut x = x;
+        let mut early = None;
+        for layer in &self.encoder.layers {
+            x = layer.forward(x, Some(pad.clone()), None);
+            early.get_or_insert_with(|| x.clone().narrow(1, l + 1 - l_p, l_p));
+        }
+        let h = self.norm.forward(x);
         let pooled = h.clone().narrow(1, 0, 1).reshape([b, c]);
-        let options = option_spans.matmul(h.narrow(1, l + 1 - l_p, l_p)); // [B, O, C]
+        let words = early.unwrap_or_else(|| h.clone().narrow(1, l + 1 - l_p, l_p));
+        let options = option_spans.matmul(words.clone()); // [B, O, C]
         let query = self.option_query.forward(pooled.clone()).reshape([b, 1, c]);
         let keys = self.option_key.forward(options);
         let choice_logits = (keys * query).sum_dim(2).reshape([b, MAX_OPTIONS]) / (c as f64).sqrt();
         let choice_logits = choice_logits.mask_fill(invalid_options, -1e4);
-        let number = self.number_head.forward(pooled).reshape([b]);
-        Answers { choice_logits, number }
+        let number = self.number_head.forward(pooled.clone()).reshape([b]);
+        Answers { choice_logits, number, words, pooled }
     }
 }
 

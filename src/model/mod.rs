@@ -92,6 +92,7 @@ pub struct Layout {
     pub fusion: FusionKind,
     pub mask: MaskKind,
     pub gamma: f64,
+    pub grounding: f64,
     pub dims: ModelDims,
 }
 
@@ -110,6 +111,10 @@ pub struct GeoSr<B: Backend> {
     /// The gate of Eqs. 12, 15.
     pub gate: Option<GatedFusion<B>>,
     pub backbone: Backbone<B>,
+    /// The auxiliary grounding head (`model.grounding`): word state -> (x, z).
+    pub grounding: Option<burn::nn::Linear<B>>,
+    /// The auxiliary role head: pooled state -> the (x, z) of each object the question names.
+    pub roles: Option<burn::nn::Linear<B>>,
     #[module(skip)]
     pub layout: Layout,
 }
@@ -125,6 +130,10 @@ pub struct ForwardOutput<B: Backend> {
     pub relevance: Option<Tensor<B, 2>>,
     /// The mask m of Eq. 5 actually applied `[B, N_V]` (training with masking).
     pub mask: Option<Tensor<B, 2>>,
+    /// Each prompt word's predicted floor position `[B, L_P, 2]` (grounding head present).
+    pub grounding: Option<Tensor<B, 3>>,
+    /// The named objects' predicted positions `[B, ROLES, 2]` (role head present).
+    pub roles: Option<Tensor<B, 3>>,
 }
 
 impl<B: Backend> GeoSr<B> {
@@ -156,12 +165,28 @@ impl<B: Backend> GeoSr<B> {
             gate: matches!(config.fusion, FusionKind::Gated | FusionKind::GatedQformer)
                 .then(|| GatedFusion::new(width, device)),
             backbone: Backbone::new(depth, width, heads, seq_len, config.backbone.freeze, device),
-            layout: Layout { fusion: config.fusion, mask: config.mask.kind, gamma: config.mask.gamma, dims },
+            grounding: (config.grounding > 0.0).then(|| burn::nn::LinearConfig::new(width, 2).init(device)),
+            roles: (config.grounding > 0.0)
+                .then(|| burn::nn::LinearConfig::new(width, 2 * crate::data::batcher::ROLES).init(device)),
+            layout: Layout {
+                fusion: config.fusion,
+                mask: config.mask.kind,
+                gamma: config.mask.gamma,
+                grounding: config.grounding,
+                dims,
+            },
         }
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Parameters that answer questions: all but the training-only grounding heads,
+    /// so that `model.grounding` does not change Table 6's counts.
+    pub fn answering_params(&self) -> usize {
+        let heads = [&self.grounding, &self.roles];
+        self.num_params() - heads.iter().filter_map(|h| h.as_ref()).map(|h| h.num_params()).sum::<usize>()
     }
 
     pub fn forward(&self, batch: &GeoBatch<B>, mode: Mode) -> ForwardOutput<B> {
@@ -248,6 +273,8 @@ impl<B: Backend> GeoSr<B> {
             alpha: alpha.map(|a| a.mean_dim(2).reshape([b, n_v])),
             relevance,
             mask,
+            grounding: self.grounding.as_ref().map(|head| head.forward(answers.words)),
+            roles: self.roles.as_ref().map(|head| head.forward(answers.pooled).reshape([b, crate::data::batcher::ROLES, 2])),
         }
     }
 
@@ -271,6 +298,23 @@ impl<B: Backend> GeoSr<B> {
         let choice = (nll * is_choice).sum() / counts.choice.max(1) as f64;
         let err = out.number.clone() - batch.number_target.clone();
         let number = (err.clone() * err * is_number).sum() / counts.number.max(1) as f64;
-        choice + number * number_weight
+        let mut loss = choice + number * number_weight;
+        let w = self.layout.grounding;
+        if let Some(pred) = &out.grounding {
+            loss = loss + position_error(pred.clone(), batch.grounding.clone(), counts.grounded) * w;
+        }
+        if let Some(pred) = &out.roles {
+            loss = loss + position_error(pred.clone(), batch.roles.clone(), counts.roles) * w;
+        }
+        loss
     }
+}
+
+/// Squared error of predicted floor positions `[B, K, 2]` against targets `[B, K, 3]`
+/// of (x, z, has-target), summed where a target exists and divided by `2 * count`
+/// (the number of coordinates with a target in the whole batch, see [`GeoSr::shard_loss`]).
+fn position_error<B: Backend>(pred: Tensor<B, 3>, target: Tensor<B, 3>, count: usize) -> Tensor<B, 1> {
+    let has = target.clone().narrow(2, 2, 1);
+    let err = (pred - target.narrow(2, 0, 2)) * has;
+    (err.clone() * err).sum() / (2 * count.max(1)) as f64
 }

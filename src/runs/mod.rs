@@ -45,6 +45,7 @@ pub fn run_id(config: &Config) -> String {
 const ADDED_KEYS: &[(&str, &str, fn() -> serde_json::Value)] = &[
     ("train", "number_weight", || serde_json::json!(1.0)),
     ("data", "subtasks", || serde_json::json!([])),
+    ("model", "grounding", || serde_json::json!(0.0)),
 ];
 
 #[derive(Debug, thiserror::Error)]
