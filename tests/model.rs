@@ -353,6 +353,13 @@ fn grounding_heads_train_only_where_the_data_name_an_object() {
     assert_eq!(out.grounding.as_ref().unwrap().dims(), [n, l_p, 2]);
     assert_eq!(out.roles.as_ref().unwrap().dims(), [n, geosr::data::batcher::ROLES, 2]);
     assert!(b.counts.grounded > 0 && b.counts.roles > 0, "{:?}", b.counts);
+    // The heads only read the backbone: the same weights without them answer the same.
+    let mut headless = model.clone();
+    (headless.grounding, headless.roles) = (None, None);
+    let same = headless.forward(&b, Mode::Infer);
+    let gap = |x: Tensor<B, 2>, y: Tensor<B, 2>| -> f32 { (x - y).abs().max().into_scalar() };
+    assert!(gap(out.choice_logits.clone(), same.choice_logits) < 1e-5, "choice logits changed");
+    assert!(gap(out.number.clone().unsqueeze_dim(1), same.number.unsqueeze_dim(1)) < 1e-5, "numbers changed");
     let with_targets: f32 = model.loss(&out, &b, 1.0).into_scalar();
     // Without any target the auxiliary terms vanish and the loss is the answers' alone.
     let mut bare = b.clone();

@@ -2,7 +2,7 @@
 //! [CLS, F, (Z_G), F_P] with answer heads for multiple choice and numbers.
 
 use burn::module::{Initializer, Param};
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -28,10 +28,10 @@ pub struct Answers<B: Backend> {
     pub choice_logits: Tensor<B, 2>,
     /// Predicted `ln(1 + answer)` for numerical questions, `[B]`.
     pub number: Tensor<B, 1>,
-    /// The prompt words' states after the first layer `[B, L_P, C]`.
-    pub words: Tensor<B, 3>,
-    /// The normalized CLS state the heads read `[B, C]`.
-    pub pooled: Tensor<B, 2>,
+    /// The prompt words' states after the first layer `[B, L_P, C]` (`keep_states`).
+    pub words: Option<Tensor<B, 3>>,
+    /// The normalized CLS state the heads read `[B, C]` (`keep_states`).
+    pub pooled: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Backbone<B> {
@@ -64,37 +64,45 @@ impl<B: Backend> Backbone<B> {
     /// words rather than with a fixed "option A/B/C/D" direction: options are shuffled
     /// per question, so a fixed head would first have to learn which object hides
     /// behind each letter. A language model answers the same way, by reading the options.
+    ///
+    /// With `keep_states`, [`Answers`] also carries the prompt words' states after the
+    /// first layer and the pooled state, for the grounding heads.
     pub fn forward(
         &self,
         tokens: Tensor<B, 3>,
         pad: Tensor<B, 2, Bool>,
         option_spans: Tensor<B, 3>,
         invalid_options: Tensor<B, 2, Bool>,
+        keep_states: bool,
     ) -> Answers<B> {
         let [b, l, c] = tokens.dims();
         let l_p = option_spans.dims()[2];
         let cls = self.cls.val().expand([b, 1, c]);
         let x = Tensor::cat(vec![cls, tokens], 1) + self.positions.val().expand([b, l + 1, c]);
         let pad = Tensor::cat(vec![no_padding::<B>(b, 1, &pad.device()), pad], 1);
-        // Run layer by layer to keep the prompt words' states after the first layer,
-        // where the grounding head reads them: a later layer can only use what an
-        // earlier one found.
-        let mut x = x;
-        let mut early = None;
-        for layer in &self.encoder.layers {
-            x = layer.forward(x, Some(pad.clone()), None);
-            early.get_or_insert_with(|| x.clone().narrow(1, l + 1 - l_p, l_p));
-        }
+        let (x, words) = if keep_states {
+            // Layer by layer, to keep the words' states where the grounding head reads
+            // them: after the first layer, so that later layers can use what it found.
+            let mut x = x;
+            let mut early = None;
+            for layer in &self.encoder.layers {
+                x = layer.forward(x, Some(pad.clone()), None);
+                early.get_or_insert_with(|| x.clone().narrow(1, l + 1 - l_p, l_p));
+            }
+            (x, early)
+        } else {
+            (self.encoder.forward(TransformerEncoderInput::new(x).mask_pad(pad)), None)
+        };
         let h = self.norm.forward(x);
         let pooled = h.clone().narrow(1, 0, 1).reshape([b, c]);
-        let words = early.unwrap_or_else(|| h.clone().narrow(1, l + 1 - l_p, l_p));
-        let options = option_spans.matmul(words.clone()); // [B, O, C]
+        let options = option_spans.matmul(h.narrow(1, l + 1 - l_p, l_p)); // [B, O, C]
         let query = self.option_query.forward(pooled.clone()).reshape([b, 1, c]);
         let keys = self.option_key.forward(options);
         let choice_logits = (keys * query).sum_dim(2).reshape([b, MAX_OPTIONS]) / (c as f64).sqrt();
         let choice_logits = choice_logits.mask_fill(invalid_options, -1e4);
-        let number = self.number_head.forward(pooled.clone()).reshape([b]);
-        Answers { choice_logits, number, words, pooled }
+        let kept = keep_states.then(|| pooled.clone());
+        let number = self.number_head.forward(pooled).reshape([b]);
+        Answers { choice_logits, number, words, pooled: kept }
     }
 }
 

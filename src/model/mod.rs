@@ -266,15 +266,18 @@ impl<B: Backend> GeoSr<B> {
         }
         tokens.push(f_p);
         let pad = Tensor::cat(vec![no_padding::<B>(b, prefix, &prompt_pad.device()), prompt_pad], 1);
-        let answers = self.backbone.forward(Tensor::cat(tokens, 1), pad, batch.option_spans.clone(), batch.invalid_options.clone());
+        let keep_states = self.grounding.is_some();
+        let answers = self.backbone.forward(Tensor::cat(tokens, 1), pad, batch.option_spans.clone(), batch.invalid_options.clone(), keep_states);
         ForwardOutput {
             choice_logits: answers.choice_logits,
             number: answers.number,
             alpha: alpha.map(|a| a.mean_dim(2).reshape([b, n_v])),
             relevance,
             mask,
-            grounding: self.grounding.as_ref().map(|head| head.forward(answers.words)),
-            roles: self.roles.as_ref().map(|head| head.forward(answers.pooled).reshape([b, crate::data::batcher::ROLES, 2])),
+            grounding: self.grounding.as_ref().zip(answers.words).map(|(head, words)| head.forward(words)),
+            roles: self.roles.as_ref().zip(answers.pooled).map(|(head, pooled)| {
+                head.forward(pooled).reshape([b, crate::data::batcher::ROLES, 2])
+            }),
         }
     }
 
