@@ -169,8 +169,7 @@ pub fn role_targets(prompt: &[u32], grounding: &[f32]) -> Vec<f32> {
     if grounding.is_empty() {
         return out;
     }
-    let letters: Vec<u32> = vocab::OPTION_LETTERS.iter().map(|l| vocab::token(l)).collect();
-    let question = prompt.iter().take_while(|id| !letters.contains(id)).count();
+    let question = prompt.iter().take_while(|&&id| vocab::option_letter(id).is_none()).count();
     let named = (0..question).filter(|&j| grounding[3 * j + 2] > 0.0);
     for (k, j) in named.take(ROLES).enumerate() {
         out[3 * k..3 * k + 3].copy_from_slice(&grounding[3 * j..3 * j + 3]);
@@ -181,11 +180,10 @@ pub fn role_targets(prompt: &[u32], grounding: &[f32]) -> Vec<f32> {
 /// `MAX_OPTIONS x prompt.len()` weights, row-major: option k's words are those after
 /// its letter up to the next letter or the padding, each weighted 1 / (their count).
 pub fn option_spans(prompt: &[u32]) -> Vec<f32> {
-    let letters: Vec<u32> = vocab::OPTION_LETTERS.iter().map(|l| vocab::token(l)).collect();
     let mut weights = vec![0.0f32; MAX_OPTIONS * prompt.len()];
     let mut current: Option<usize> = None;
     for (j, &id) in prompt.iter().enumerate() {
-        if let Some(k) = letters.iter().position(|&l| l == id) {
+        if let Some(k) = vocab::option_letter(id) {
             current = Some(k);
         } else if id == vocab::PAD {
             current = None;

@@ -409,7 +409,7 @@ fn route_plan(visible: &[usize], scene: &Scene, rng: &mut ChaCha8Rng) -> Option<
 pub(super) fn grounding(prompt: &[u32], objects: &[Body]) -> Vec<f32> {
     let mut out = vec![0.0f32; 3 * prompt.len()];
     for (j, &id) in prompt.iter().enumerate() {
-        let Some(category) = CATEGORIES.iter().position(|&w| vocab::token(w) == id) else { continue };
+        let Some(category) = vocab::category(id) else { continue };
         let mut named = objects.iter().filter(|o| o.category == category);
         if let (Some(o), None) = (named.next(), named.next()) {
             out[3 * j..3 * j + 3].copy_from_slice(&[o.center.x as f32, o.center.z as f32, 1.0]);
@@ -786,12 +786,12 @@ mod tests {
         let mut checked = 0;
         for s in &ds.samples {
             let words = s.grounding.chunks(3).filter(|w| w[2] > 0.0).count();
-            let objects = s.prompt.iter().filter(|&&id| CATEGORIES.iter().any(|&c| vocab::token(c) == id)).count();
+            let objects = s.prompt.iter().filter(|&&id| vocab::category(id).is_some()).count();
             if s.subtask != OBJ_COUNT {
                 assert_eq!(words, objects, "every object word has a target: {}", s.question);
             }
             let Answer::Choice(k) = s.answer else { continue };
-            let roles = super::super::batcher::role_targets(&s.prompt, &s.grounding);
+            let roles = crate::data::batcher::role_targets(&s.prompt, &s.grounding);
             let at = |r: usize| Vec3::new(roles[3 * r] as f64, 0.0, roles[3 * r + 1] as f64);
             let right = |from: Vec3, heading: Vec3, to: Vec3| {
                 let o = to - from;

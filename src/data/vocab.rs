@@ -83,6 +83,16 @@ pub fn token(word: &str) -> u32 {
     }
 }
 
+/// The category index ([`CATEGORIES`] order) an id names, if it names one.
+pub fn category(id: u32) -> Option<usize> {
+    CATEGORIES.iter().position(|&w| token(w) == id)
+}
+
+/// The option index ([`OPTION_LETTERS`] order) an id's letter marks, if it is one.
+pub fn option_letter(id: u32) -> Option<usize> {
+    OPTION_LETTERS.iter().position(|&l| token(l) == id)
+}
+
 /// The word of an id, for printing prompts back.
 pub fn word(id: u32) -> &'static str {
     all_words().nth(id as usize).unwrap_or("<out-of-range>")
