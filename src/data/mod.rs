@@ -15,7 +15,8 @@ use crate::config::{Bench, DataConfig, DataSource};
 /// generates different scenes: it is part of every synthetic run's id, so stored
 /// runs of the old scenes are not taken for finished runs of the new ones.
 /// 2: the static arc's radius is drawn per scene (was a fixed 3 m).
-pub const SYNTHETIC_VERSION: u32 = 2;
+/// 3: the static room's wall gap is random at every shortcut strength (was 0.5 m at 1).
+pub const SYNTHETIC_VERSION: u32 = 3;
 
 /// Which split to generate. The splits differ in their shortcut strength
 /// (`data.shortcut.train` / `data.shortcut.eval`) and in their random streams.

@@ -19,21 +19,25 @@
 //!
 //! # The appearance shortcut
 //! Strength `s` is `data.shortcut.train` for [`Split::Train`] and `data.shortcut.eval`
-//! for [`Split::Eval`]. Two nuisance parameters interpolate between a canonical value
-//! (where 2D cues answer the relational questions) and a random one (where they mislead):
-//! - horizontal distance of each object from the camera,
-//!   `rho = s * R + (1 - s) * U(1.2, 4.2)` m, where the arc radius `R ~ U(1.2, 4.2)` m is
-//!   drawn once per scene. At `s = 1` all objects stand on one arc around the camera, so
-//!   within a scene apparent size is proportional to true size (Obj. Size), image
-//!   separation is a monotone function of 3D distance (Abs./Rel. Dist.) and the image
-//!   layout is the top-down layout (Rel. Dir., Route Plan). At `s = 0` distances spread
-//!   3.5x and the same image evidence fits very different rooms. The radius varies so
-//!   that metric answers keep their spread at any `s`: with a fixed 3 m arc, Room Size
-//!   answers at `s = 0.9` were so narrow that a constant answer scored 95 MRA, and the
-//!   models learnt the constant instead of measuring.
-//! - the gap between the outermost object and each far wall,
-//!   `m = s * 0.5 + (1 - s) * U(0, 1.8)` m, drawn per axis. At `s = 1` the room hugs its
-//!   objects, so where the objects appear gives the room size; at `s = 0` it does not.
+//! for [`Split::Eval`]. It interpolates the horizontal distance of each object from the
+//! camera between a canonical value (where 2D cues answer the relational questions) and
+//! a random one (where they mislead): `rho = s * R + (1 - s) * U(1.2, 4.2)` m, where the
+//! arc radius `R ~ U(1.2, 4.2)` m is drawn once per scene. At `s = 1` all objects stand on one arc around the camera, so
+//! within a scene apparent size is proportional to true size (Obj. Size), image
+//! separation is a monotone function of 3D distance (Abs./Rel. Dist.) and the image
+//! layout is the top-down layout (Rel. Dir., Route Plan). At `s = 0` distances spread
+//! 3.5x and the same image evidence fits very different rooms. The radius varies so
+//! that metric answers keep their spread at any `s`: with a fixed 3 m arc, Room Size
+//! answers at `s = 0.9` were so narrow that a constant answer scored 95 MRA, and the
+//! models learnt the constant instead of measuring.
+//!
+//! The gap between the outermost object and each far wall is `U(0, 1.8)` m per axis at
+//! every `s`, so only the walls give the room's size exactly. It used to follow the
+//! shortcut (0.5 m at `s = 1`: the room hugged its objects), but that cue was not only 2D: the
+//! named objects' 3D positions gave the room's size as well, and models trained with
+//! `model.grounding`, which read those positions, learnt to answer Room Size from them
+//! and underestimated the evaluation rooms (version 2 of the generator; version 3 draws
+//! the gap at random).
 //!
 //! Object counting and appearance order have no dedicated knob: counting inherits the
 //! depth spread (near objects cover several cells), and appearance order is a 2D
@@ -104,7 +108,6 @@ const WALL_GAP: f64 = 0.4;
 const PAN_DEG: (f64, f64) = (20.0, 70.0);
 const AZIMUTH_DEG: (f64, f64) = (8.0, 82.0);
 const DISTANCE_RANGE: (f64, f64) = (1.2, 4.2);
-const CANONICAL_MARGIN: f64 = 0.5;
 const MARGIN_RANGE: (f64, f64) = (0.0, 1.8);
 /// Objects keep their centres this fraction of their summed sizes apart on the floor.
 const SPACING: f64 = 0.3;
@@ -202,8 +205,7 @@ impl Scene {
             objects.push(Body { category, center: spot, size });
         }
 
-        let mut margin =
-            || s * CANONICAL_MARGIN + (1.0 - s) * rng.random_range(MARGIN_RANGE.0..MARGIN_RANGE.1);
+        let mut margin = || rng.random_range(MARGIN_RANGE.0..MARGIN_RANGE.1);
         let reach = |axis: fn(&Vec3) -> f64| {
             objects.iter().map(|o| axis(&o.center) + SPACING * o.size).fold(0.0, f64::max)
         };
@@ -941,6 +943,31 @@ mod tests {
         println!("sd of ln(room size):            s=1 {spread_hi:.2}, s=0 {spread_lo:.2}");
         assert!(hit_hi > 0.8 && hit_lo < hit_hi - 0.2, "{hit_hi} vs {hit_lo}");
         assert!(spread_hi > 0.6 * spread_lo, "{spread_hi} vs {spread_lo}");
+    }
+
+    /// The room does not hug its objects at any shortcut strength: the gap between the
+    /// outermost object and each far wall spreads as widely at s = 1 as at s = 0, so the
+    /// objects' positions do not give the room's size in either split.
+    #[test]
+    fn wall_gap_ignores_the_shortcut() {
+        let gaps = |shortcut: f64| {
+            let cfg = config(shortcut, 0.0);
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let mut gaps = Vec::new();
+            for _ in 0..400 {
+                let categories = draw_categories(cfg.objects, false, &mut rng);
+                let scene = Scene::draw(&cfg, shortcut, &categories, &mut rng);
+                let reach = |axis: fn(&Vec3) -> f64| {
+                    scene.objects.iter().map(|o| axis(&o.center) + SPACING * o.size).fold(f64::MIN, f64::max)
+                };
+                gaps.push(scene.room.max.x - reach(|p| p.x));
+                gaps.push(scene.room.max.z - reach(|p| p.z));
+            }
+            crate::report::table::Cell { values: gaps }.std().expect("400 scenes")
+        };
+        let (hugging, random) = (gaps(1.0), gaps(0.0));
+        println!("sd of the wall gap: s=1 {hugging:.2} m, s=0 {random:.2} m");
+        assert!(hugging > 0.4 && hugging > 0.8 * random, "{hugging} vs {random}");
     }
 
     /// Geometry carries the truth: with noise-free geometry on the vision grid, the
