@@ -18,26 +18,26 @@
 //! frame of both grids; scenes that cannot support a question are re-drawn.
 //!
 //! # The appearance shortcut
-//! Strength `s` is `data.shortcut.train` for [`Split::Train`] and `data.shortcut.eval`
-//! for [`Split::Eval`]. It interpolates the horizontal distance of each object from the
-//! camera between a canonical value (where 2D cues answer the relational questions) and
-//! a random one (where they mislead): `rho = s * R + (1 - s) * U(1.2, 4.2)` m, where the
-//! arc radius `R ~ U(1.2, 4.2)` m is drawn once per scene. At `s = 1` all objects stand on one arc around the camera, so
-//! within a scene apparent size is proportional to true size (Obj. Size), image
-//! separation is a monotone function of 3D distance (Abs./Rel. Dist.) and the image
-//! layout is the top-down layout (Rel. Dir., Route Plan). At `s = 0` distances spread
-//! 3.5x and the same image evidence fits very different rooms. The radius varies so
-//! that metric answers keep their spread at any `s`: with a fixed 3 m arc, Room Size
-//! answers at `s = 0.9` were so narrow that a constant answer scored 95 MRA, and the
-//! models learnt the constant instead of measuring.
+//! Strength `s` is `data.shortcut.train` for [`Split::Train`] and `data.shortcut.eval` for
+//! [`Split::Eval`]. It interpolates the horizontal distance of each object from the camera
+//! between a canonical value (where 2D cues answer the relational questions) and a random
+//! one (where they mislead): `rho = s * R + (1 - s) * U(1.2, 4.2)` m, where the arc radius
+//! `R ~ U(1.2, 4.2)` m is drawn once per scene. At `s = 1` all objects stand on one arc
+//! around the camera, so within a scene apparent size is proportional to true size (Obj.
+//! Size), image separation is a monotone function of 3D distance (Abs./Rel. Dist.) and the
+//! image layout is the top-down layout (Rel. Dir., Route Plan). At `s = 0` distances spread
+//! 3.5x and the same image evidence fits very different rooms. The radius varies so that
+//! metric answers keep their spread at any `s`: with a fixed 3 m arc, Room Size answers at
+//! `s = 0.9` were so narrow that a constant answer scored 95 MRA, and the models learnt the
+//! constant instead of measuring.
 //!
 //! The gap between the outermost object and each far wall is `U(0, 1.8)` m per axis at
 //! every `s`, so only the walls give the room's size exactly. It used to follow the
-//! shortcut (0.5 m at `s = 1`: the room hugged its objects), but that cue was not only 2D: the
-//! named objects' 3D positions gave the room's size as well, and models trained with
-//! `model.grounding`, which read those positions, learnt to answer Room Size from them
-//! and underestimated the evaluation rooms (version 2 of the generator; version 3 draws
-//! the gap at random).
+//! shortcut (0.5 m at `s = 1`: the room hugged its objects), but that cue was not only 2D:
+//! the named objects' 3D positions gave the room's size as well, and models trained with
+//! `model.grounding`, which read those positions, learnt to answer Room Size from them and
+//! underestimated the evaluation rooms (version 2 of the generator; version 3 draws the gap
+//! at random).
 //!
 //! Object counting and appearance order have no dedicated knob: counting inherits the
 //! depth spread (near objects cover several cells), and appearance order is a 2D
