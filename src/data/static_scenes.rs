@@ -206,11 +206,8 @@ impl Scene {
         }
 
         let mut margin = || rng.random_range(MARGIN_RANGE.0..MARGIN_RANGE.1);
-        let reach = |axis: fn(&Vec3) -> f64| {
-            objects.iter().map(|o| axis(&o.center) + SPACING * o.size).fold(0.0, f64::max)
-        };
-        let width = WALL_GAP + reach(|p| p.x) + margin();
-        let depth = WALL_GAP + reach(|p| p.z) + margin();
+        let width = WALL_GAP + reach(&objects, |p| p.x) + margin();
+        let depth = WALL_GAP + reach(&objects, |p| p.z) + margin();
         let shift = Vec3::new(width / 2.0 - WALL_GAP, 0.0, depth / 2.0 - WALL_GAP);
         for o in &mut objects {
             o.center = o.center - shift;
@@ -457,6 +454,12 @@ pub(super) fn split_size(cfg: &DataConfig, split: Split) -> usize {
         Split::Train => cfg.train_size,
         Split::Eval => cfg.eval_size,
     }
+}
+
+/// How far the objects extend along one floor axis, their clearance included: the room's
+/// far walls stand a margin beyond it.
+fn reach(objects: &[Body], axis: fn(&Vec3) -> f64) -> f64 {
+    objects.iter().map(|o| axis(&o.center) + SPACING * o.size).fold(f64::MIN, f64::max)
 }
 
 pub(super) fn shortcut_strength(cfg: &DataConfig, split: Split) -> f64 {
@@ -957,11 +960,8 @@ mod tests {
             for _ in 0..400 {
                 let categories = draw_categories(cfg.objects, false, &mut rng);
                 let scene = Scene::draw(&cfg, shortcut, &categories, &mut rng);
-                let reach = |axis: fn(&Vec3) -> f64| {
-                    scene.objects.iter().map(|o| axis(&o.center) + SPACING * o.size).fold(f64::MIN, f64::max)
-                };
-                gaps.push(scene.room.max.x - reach(|p| p.x));
-                gaps.push(scene.room.max.z - reach(|p| p.z));
+                gaps.push(scene.room.max.x - reach(&scene.objects, |p| p.x));
+                gaps.push(scene.room.max.z - reach(&scene.objects, |p| p.z));
             }
             crate::report::table::Cell { values: gaps }.std().expect("400 scenes")
         };

@@ -284,11 +284,12 @@ fn gradients<B: AutodiffBackend>(
     devices: &[B::Device],
     number_weight: f64,
 ) -> (f64, GradientsParams) {
-    let counts = QuestionCounts::of(items.iter().map(|i| &i.sample));
+    // Shards divide by the whole batch's counts; a single batch already holds them.
+    let counts = (devices.len() > 1).then(|| QuestionCounts::of(items.iter().map(|i| &i.sample)));
     let shard = |model: &GeoSr<B>, items: Vec<BatchItem>, device: &B::Device| {
         let batch = batcher.batch(items, device);
         let out = model.forward(&batch, Mode::Train);
-        let loss = model.shard_loss(&out, &batch, number_weight, counts);
+        let loss = model.shard_loss(&out, &batch, number_weight, counts.unwrap_or(batch.counts));
         let value: f64 = loss.clone().into_scalar().elem();
         (value, GradientsParams::from_grads(loss.backward(), model))
     };
