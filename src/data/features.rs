@@ -204,8 +204,26 @@ pub enum RecordError {
     AnswerNotAnOption { field: &'static str, found: String, letters: String },
     #[error("field `{field}` = {found:?} is not a number (question_type {question_type:?} is numerical)")]
     NotANumber { field: &'static str, found: String, question_type: String },
+    #[error(
+        "field `{field}` = {found:?} is not a positive number (question_type {question_type:?} is scored by Mean \
+         Relative Accuracy, |prediction - truth| / truth, which is undefined for a truth <= 0)"
+    )]
+    NotPositive { field: &'static str, found: String, question_type: String },
     #[error("duplicate id {id:?} (first on line {first_line})")]
     DuplicateId { id: String, first_line: usize },
+}
+
+/// A numerical ground truth as the official scorer needs it: a finite number above 0.
+pub fn positive_truth(field: &'static str, text: &str, question_type: &str) -> Result<f64, RecordError> {
+    let number = parse_python_float(text.trim()).filter(|x| x.is_finite()).ok_or_else(|| RecordError::NotANumber {
+        field,
+        found: text.to_string(),
+        question_type: question_type.to_string(),
+    })?;
+    if number <= 0.0 {
+        return Err(RecordError::NotPositive { field, found: text.to_string(), question_type: question_type.to_string() });
+    }
+    Ok(number)
 }
 
 /// Why a benchmark folder could not be loaded. Every variant names the file, and
@@ -240,6 +258,55 @@ pub enum FeatureError {
     },
     #[error("{}:{line}: {}: tensor {tensor:?} has dtype {found}, expected F32", .path.display(), .features.display())]
     WrongDtype { path: PathBuf, line: usize, features: PathBuf, tensor: &'static str, found: String },
+    /// A split with no questions left to train on or to score.
+    #[error("{}: no questions{detail}: expected at least one", .path.display())]
+    Empty { path: PathBuf, detail: String },
+    /// The evaluation split's tokens do not fit a model built for the training split.
+    #[error(
+        "{}: `{key}` is {eval} but the training split's ({}) is {train}: a model trained on one cannot read the other",
+        .eval_path.display(), .train_path.display()
+    )]
+    SplitMismatch { train_path: PathBuf, eval_path: PathBuf, key: &'static str, train: String, eval: String },
+}
+
+/// The question types of `<dir>/questions.jsonl` with their 1-based lines, read without
+/// checking the rest of each record or opening any features file ([`load`] does that).
+pub fn question_types(dir: &Path) -> Result<Vec<(usize, String)>, FeatureError> {
+    let path = dir.join("questions.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|source| FeatureError::Io { path: path.clone(), source })?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let record_err = |source: RecordError| FeatureError::Record { path: path.clone(), line: i + 1, source };
+        let obj = parse_object(raw).map_err(record_err)?;
+        out.push((i + 1, string_field(&obj, "question_type").map_err(record_err)?));
+    }
+    Ok(out)
+}
+
+/// Refuses an evaluation split whose token layout differs from the training split's.
+pub fn check_splits(train_dir: &Path, train: &Meta, eval_dir: &Path, eval: &Meta) -> Result<(), FeatureError> {
+    let grid = |g: [usize; 2]| format!("[{}, {}]", g[0], g[1]);
+    let pairs = [
+        ("bench", bench_name(train.bench).to_string(), bench_name(eval.bench).to_string()),
+        ("frames", train.frames.to_string(), eval.frames.to_string()),
+        ("vision_grid", grid(train.vision_grid), grid(eval.vision_grid)),
+        ("geometry_grid", grid(train.geometry_grid), grid(eval.geometry_grid)),
+        ("vision_channels", train.vision_channels.to_string(), eval.vision_channels.to_string()),
+        ("geometry_channels", train.geometry_channels.to_string(), eval.geometry_channels.to_string()),
+    ];
+    match pairs.into_iter().find(|(_, a, b)| a != b) {
+        None => Ok(()),
+        Some((key, train, eval)) => Err(FeatureError::SplitMismatch {
+            train_path: train_dir.join("meta.json"),
+            eval_path: eval_dir.join("meta.json"),
+            key,
+            train,
+            eval,
+        }),
+    }
 }
 
 /// Reads and checks `<dir>/meta.json`.
@@ -381,14 +448,7 @@ fn parse_record(bench: Bench, raw: &str) -> Result<Record, RecordError> {
     let answer = match info.kind {
         AnswerKind::Number => {
             let text = answer_text(&obj, answer_field)?;
-            let number = parse_python_float(text.trim()).filter(|x| x.is_finite()).ok_or_else(|| {
-                RecordError::NotANumber {
-                    field: answer_field,
-                    found: text,
-                    question_type: question_type.clone(),
-                }
-            })?;
-            Answer::Number(number as f32)
+            Answer::Number(positive_truth(answer_field, &text, &question_type)? as f32)
         }
         AnswerKind::Choice => {
             if options.is_empty() {

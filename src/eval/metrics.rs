@@ -4,18 +4,32 @@
 /// fraction of confidence thresholds theta in {0.50, 0.55, ..., 0.95} for which
 /// `|pred - gt| / gt <= 1 - theta`. The official code builds the thresholds with
 /// `np.linspace(.5, .95, int((.95 - .5) / .05 + 2))`; in floating point that is
-/// `int(10.999...)` = 10 points. The comparison is `<=`, evaluated in f64 like numpy.
+/// `int(10.999...)` = 10 points. The thresholds are built the way numpy's linspace
+/// builds them (`start + i * step`, the last one set to `end`), since a threshold
+/// one ulp off changes the score of a prediction on it: ground truth 6, prediction
+/// 5.1 passes `1 - 0.85` but not `1 - 0.8499999999999999`. The comparison is `<=`,
+/// evaluated in f64 like numpy. Undefined for `gt <= 0`; callers reject those.
 pub fn mean_relative_accuracy(pred: f64, gt: f64) -> f64 {
-    const START: f64 = 0.5;
-    const END: f64 = 0.95;
-    const INTERVAL: f64 = 0.05;
-    let points = ((END - START) / INTERVAL + 2.0) as usize;
     let rel = (pred - gt).abs() / gt;
-    let hits = (0..points)
-        .map(|i| START + (END - START) * i as f64 / (points - 1) as f64)
-        .filter(|theta| rel <= 1.0 - theta)
-        .count();
-    hits as f64 / points as f64
+    let hits = mra_thresholds().iter().filter(|&&theta| rel <= 1.0 - theta).count();
+    hits as f64 / MRA_POINTS as f64
+}
+
+const MRA_START: f64 = 0.5;
+const MRA_END: f64 = 0.95;
+const MRA_INTERVAL: f64 = 0.05;
+/// `int((end - start) / interval + 2)`, evaluated as the official code does.
+const MRA_POINTS: usize = ((MRA_END - MRA_START) / MRA_INTERVAL + 2.0) as usize;
+
+/// `np.linspace(MRA_START, MRA_END, MRA_POINTS)`, element for element.
+pub fn mra_thresholds() -> [f64; MRA_POINTS] {
+    let step = (MRA_END - MRA_START) / (MRA_POINTS - 1) as f64;
+    let mut out = [0.0; MRA_POINTS];
+    for (i, theta) in out.iter_mut().enumerate() {
+        *theta = i as f64 * step + MRA_START;
+    }
+    out[MRA_POINTS - 1] = MRA_END;
+    out
 }
 
 /// The official multiple-choice matching, `pred.split(' ')[0].rstrip('.').strip()`
@@ -61,6 +75,25 @@ mod tests {
         // Exactly 5% off passes the last threshold too: 1 - 0.95 is 0.05000000000000004 in f64.
         assert_eq!(mean_relative_accuracy(10.5, 10.0), 1.0);
         assert_eq!(mean_relative_accuracy(f64::NAN, 10.0), 0.0);
+    }
+
+    /// Predictions on each of the ten thresholds, for 19 ground truths, against the
+    /// official code's own scores (tests/fixtures/mra/make_boundaries.py, numpy 2.4).
+    #[test]
+    fn mra_matches_numpy_on_every_threshold_boundary() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mra/boundaries.csv");
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let mut checked = 0;
+        for record in reader.records() {
+            let r = record.unwrap();
+            let [gt, pred, official]: [f64; 3] = std::array::from_fn(|i| r[i].parse().unwrap());
+            assert_eq!(mean_relative_accuracy(pred, gt), official, "ground truth {gt}, prediction {pred}");
+            checked += 1;
+        }
+        assert!(checked >= 19 * 21, "{checked} cases");
+        // The case that differed: 0.5 + 0.45 * 7 / 9 is 0.8499999999999999, numpy's is 0.85.
+        assert_eq!(mean_relative_accuracy(5.1, 6.0), 0.7);
+        assert_eq!(mra_thresholds()[7], 0.85);
     }
 
     #[test]

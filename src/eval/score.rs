@@ -46,7 +46,7 @@ use thiserror::Error;
 
 use crate::config::Bench;
 use crate::data::features::{
-    answer_text, parse_object, parse_python_float, string_field, subtask_index, valid_question_types,
+    answer_text, parse_object, parse_python_float, positive_truth, string_field, subtask_index, valid_question_types,
     RecordError, VSI_REL_DIRECTION_LEVELS,
 };
 use crate::data::vocab::OPTION_LETTERS;
@@ -63,6 +63,9 @@ pub struct ScoreRow {
     pub questions: usize,
     /// Accuracy or MRA, in percent.
     pub score: f64,
+    /// The same as a fraction in [0, 1], as the official code computes and logs it
+    /// (full precision, so the two outputs can be compared digit for digit).
+    pub fraction: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +82,9 @@ pub struct ScoreReport {
     pub avg_macro: f64,
     /// Mean over all questions, in percent (DSR-Bench's overall, as in GeoSR Table 4).
     pub avg_micro: f64,
+    /// The two averages as fractions, at full precision.
+    pub avg_macro_fraction: f64,
+    pub avg_micro_fraction: f64,
 }
 
 impl ScoreReport {
@@ -90,17 +96,20 @@ impl ScoreReport {
         }
     }
 
-    /// A Markdown table, one decimal like the paper; the official overall is marked.
+    /// A Markdown table: the score in percent with one decimal like the paper, and
+    /// the fraction at full precision (the shortest text that reads back as the same
+    /// f64, as Python prints a float), to compare with the official script's output.
+    /// The official overall is marked.
     pub fn render_markdown(&self) -> String {
-        let mut out = String::from("| Subtask | Key | Questions | Score |\n|---|---|---:|---:|\n");
-        let mut line = |name: &str, key: &str, questions: usize, score: f64| {
-            out.push_str(&format!("| {name} | {key} | {questions} | {score:.1} |\n"));
+        let mut out = String::from("| Subtask | Key | Questions | Score | Fraction |\n|---|---|---:|---:|---:|\n");
+        let mut line = |name: &str, key: &str, questions: usize, score: f64, fraction: f64| {
+            out.push_str(&format!("| {name} | {key} | {questions} | {score:.1} | {fraction:?} |\n"));
         };
         for row in &self.rows {
-            line(&row.name, &row.key, row.questions, row.score);
+            line(&row.name, &row.key, row.questions, row.score, row.fraction);
             if row.key == "rel_direction" {
                 for level in &self.levels {
-                    line(&level.name, &level.key, level.questions, level.score);
+                    line(&level.name, &level.key, level.questions, level.score, level.fraction);
                 }
             }
         }
@@ -108,8 +117,8 @@ impl ScoreReport {
             Bench::Static => (" (overall)", ""),
             Bench::Dynamic => ("", " (overall)"),
         };
-        line(&format!("Avg. macro{macro_mark}"), "avg_macro", self.questions, self.avg_macro);
-        line(&format!("Avg. micro{micro_mark}"), "avg_micro", self.questions, self.avg_micro);
+        line(&format!("Avg. macro{macro_mark}"), "avg_macro", self.questions, self.avg_macro, self.avg_macro_fraction);
+        line(&format!("Avg. micro{micro_mark}"), "avg_micro", self.questions, self.avg_micro, self.avg_micro_fraction);
         out
     }
 }
@@ -183,11 +192,13 @@ pub fn score_jsonl(bench: Bench, text: &str, path: &Path) -> Result<ScoreReport,
             .filter_map(|level| {
                 let (_, scores) = by_type.get(*level)?;
                 let short = level.rsplit('_').next().unwrap_or(level);
+                let fraction = mean(scores);
                 Some(ScoreRow {
                     key: level.to_string(),
                     name: format!("Rel. Dir. ({short})"),
                     questions: scores.len(),
-                    score: 100.0 * mean(scores),
+                    score: 100.0 * fraction,
+                    fraction,
                 })
             })
             .collect(),
@@ -203,16 +214,19 @@ pub fn score_jsonl(bench: Bench, text: &str, path: &Path) -> Result<ScoreReport,
         }
         // Several groups only for VSI's rel-direction levels: a mean of their means.
         // The official code needs all three levels; with some missing we average those present.
-        let score = 100.0 * groups.iter().map(|v| mean(v)).sum::<f64>() / groups.len() as f64;
-        rows.push(ScoreRow { key: sub.key.to_string(), name: sub.name.to_string(), questions, score });
+        let fraction = groups.iter().map(|v| mean(v)).sum::<f64>() / groups.len() as f64;
+        rows.push(ScoreRow { key: sub.key.to_string(), name: sub.name.to_string(), questions, score: 100.0 * fraction, fraction });
     }
 
     let all: Vec<f64> = by_type.values().flat_map(|(_, v)| v.iter().copied()).collect();
-    let per_row: Vec<(f64, usize)> = rows.iter().map(|r| (r.score, r.questions)).collect();
+    let per_row: Vec<(f64, usize)> = rows.iter().map(|r| (r.fraction, r.questions)).collect();
+    let (macro_fraction, micro_fraction) = (macro_average(&per_row), mean(&all));
     Ok(ScoreReport {
         bench,
-        avg_macro: macro_average(&per_row),
-        avg_micro: 100.0 * mean(&all),
+        avg_macro: 100.0 * macro_fraction,
+        avg_micro: 100.0 * micro_fraction,
+        avg_macro_fraction: macro_fraction,
+        avg_micro_fraction: micro_fraction,
         questions: all.len(),
         rows,
         levels,
@@ -237,8 +251,8 @@ fn score_line(bench: Bench, raw: &str) -> Result<(String, usize, Option<String>,
     // A bad ground truth is a broken file, not a wrong prediction: refuse it rather
     // than silently scoring 0.
     match kind {
-        AnswerKind::Number if parse_python_float(truth.trim()).is_none_or(|x| !x.is_finite()) => {
-            return Err(RecordError::NotANumber { field: truth_field, found: truth, question_type });
+        AnswerKind::Number => {
+            positive_truth(truth_field, &truth, &question_type)?;
         }
         AnswerKind::Choice if !OPTION_LETTERS.iter().any(|l| l.eq_ignore_ascii_case(&truth)) => {
             return Err(RecordError::AnswerNotAnOption {
@@ -332,10 +346,10 @@ mod tests {
         assert_eq!(report.overall(), report.avg_macro);
 
         let md = report.render_markdown();
-        assert!(md.contains("| Rel. Dir. | rel_direction | 4 | 66.7 |"), "{md}");
-        assert!(md.contains("| Rel. Dir. (medium) | object_rel_direction_medium | 2 | 0.0 |"), "{md}");
-        assert!(md.contains("| Avg. macro (overall) | avg_macro | 13 | 74.6 |"), "{md}");
-        assert!(md.contains("| Avg. micro | avg_micro | 13 | 63.8 |"), "{md}");
+        assert!(md.contains("| Rel. Dir. | rel_direction | 4 | 66.7 | 0.6666666666666666 |"), "{md}");
+        assert!(md.contains("| Rel. Dir. (medium) | object_rel_direction_medium | 2 | 0.0 | 0.0 |"), "{md}");
+        assert!(md.contains("| Avg. macro (overall) | avg_macro | 13 | 74.6 | 0.7458333333333333 |"), "{md}");
+        assert!(md.contains("| Avg. micro | avg_micro | 13 | 63.8 | 0.6384615384615385 |"), "{md}");
     }
 
     #[test]
@@ -365,7 +379,7 @@ mod tests {
         // Macro: (2 * 50 + 8 * 100) / 13 = 69.23..., not the question-weighted 66.67.
         assert!(close(report.avg_macro, 900.0 / 13.0));
         assert_eq!(report.overall(), report.avg_micro);
-        assert!(report.render_markdown().contains("| Avg. micro (overall) | avg_micro | 15 | 66.7 |"));
+        assert!(report.render_markdown().contains("| Avg. micro (overall) | avg_micro | 15 | 66.7 | 0.6666666666666666 |"));
     }
 
     #[test]
@@ -418,6 +432,14 @@ mod tests {
                 "p.jsonl:3: field `prediction` must be a string",
             ),
             ("[1, 2]", "p.jsonl:3: expected a JSON object"),
+            (
+                r#"{"question_type": "object_counting", "prediction": "3", "ground_truth": -2}"#,
+                "p.jsonl:3: field `ground_truth` = \"-2\" is not a positive number",
+            ),
+            (
+                r#"{"question_type": "object_abs_distance", "prediction": "0", "ground_truth": "0"}"#,
+                "p.jsonl:3: field `ground_truth` = \"0\" is not a positive number",
+            ),
         ];
         for (bad, needle) in cases {
             let msg = score_err(Bench::Static, &format!("{good}\n\n{bad}\n"));
