@@ -56,9 +56,12 @@ enum Command {
         /// Refuse to run from a working tree with uncommitted changes.
         #[arg(long)]
         require_clean: bool,
-        /// Run again even if a finished run with the same id exists.
+        /// Run again even if a finished run with the same id exists (its results are kept under history/).
         #[arg(long)]
         force: bool,
+        /// Run again the finished runs that other code (another build of geosr) trained.
+        #[arg(long)]
+        rerun_stale: bool,
         /// `cpu` or `cuda:N` (the latter needs a build with --features cuda).
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -85,6 +88,9 @@ enum Command {
         device: String,
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
+        /// Train again the finished runs that other code (another build of geosr) trained.
+        #[arg(long)]
+        rerun_stale: bool,
     },
     /// Run every run of an experiment that is not done yet: skips finished runs, resumes
     /// interrupted ones, redoes failed ones, and keeps going when one fails.
@@ -120,6 +126,9 @@ enum Command {
         /// At most this many array tasks at once (--launcher slurm).
         #[arg(long)]
         array_parallelism: Option<usize>,
+        /// Train again the finished runs that other code (another build of geosr) trained.
+        #[arg(long)]
+        rerun_stale: bool,
     },
     /// Run the run at one index of an experiment's plan (what each Slurm array task runs).
     RunIndex {
@@ -138,6 +147,9 @@ enum Command {
         devices: Vec<usize>,
         #[arg(long, value_enum, default_value_t = CpuBackend::default())]
         backend: CpuBackend,
+        /// Train the run again if other code trained it.
+        #[arg(long)]
+        rerun_stale: bool,
     },
     /// Rebuild an experiment's table from its stored runs.
     Table {
@@ -202,9 +214,12 @@ enum ConfigCommand {
     /// Print the resolved config of one run and, for each key, the layer that set it.
     Show {
         experiment: String,
-        /// Variant label (default: the first).
-        #[arg(long)]
+        /// Variant label (default: the first), at the sweep's first point.
+        #[arg(long, conflicts_with = "label")]
         variant: Option<String>,
+        /// A row as `geosr plan` lists it: a variant at one sweep point, e.g. `geosr_gamma0.6_beta0.5`.
+        #[arg(long)]
+        label: Option<String>,
         /// Seed (default: the experiment's first).
         #[arg(long)]
         seed: Option<u64>,
@@ -246,7 +261,108 @@ enum CpuBackend {
 }
 
 fn override_layers(o: &Overrides) -> Result<(Vec<Layer>, Vec<Layer>), ConfigError> {
+    for warning in geosr::config::layers::env_warnings(std::env::vars()) {
+        eprintln!("warning: {warning}");
+    }
     Ok((env_layers(std::env::vars())?, cli_layers(&o.set)?))
+}
+
+/// An experiment and its overrides, with a warning for each override that replaces
+/// what a variant sets itself.
+fn load_experiment(experiment: &str, overrides: &Overrides) -> Result<(Experiment, Vec<Layer>, Vec<Layer>)> {
+    let exp = Experiment::load(experiment)?;
+    let (env, sets) = override_layers(overrides)?;
+    for warning in exp.override_warnings(&env, &sets) {
+        eprintln!("warning: {warning}");
+    }
+    Ok((exp, env, sets))
+}
+
+/// Bad command-line input that no library type names (a device, a count): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+/// `--device`: the CPU, one GPU, or a list of GPUs (one per parallel job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Device {
+    Cpu,
+    Cuda(Vec<usize>),
+}
+
+/// Parses and checks `--device` before anything runs: a typo or a GPU on a build
+/// without CUDA is refused here, not in every child a sweep starts.
+fn parse_device(device: &str) -> Result<Device, Usage> {
+    let bad = || Usage(format!("--device {device}: expected cpu, cuda:N or cuda:N,M,... (e.g. cuda:0)"));
+    let device_kind = match device.trim() {
+        "cpu" => Device::Cpu,
+        d => {
+            let list = d.strip_prefix("cuda:").ok_or_else(bad)?;
+            let ids = list.split(',').map(|i| i.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|_| bad())?;
+            Device::Cuda(ids)
+        }
+    };
+    if matches!(device_kind, Device::Cuda(_)) && !cfg!(feature = "cuda") {
+        return Err(Usage(format!(
+            "--device {device}: this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`"
+        )));
+    }
+    Ok(device_kind)
+}
+
+/// `--devices` (data parallel) needs a CUDA build; refused before anything runs.
+fn check_devices(devices: &[usize]) -> Result<(), Usage> {
+    if !devices.is_empty() && !cfg!(feature = "cuda") {
+        return Err(Usage(
+            "--devices: this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every distinct data config of `runs` (precomputed features: both splits'
+/// meta.json and question types) before anything is trained or written.
+fn check_data(runs: &[RunSpec]) -> Result<()> {
+    let mut seen: Vec<&geosr::config::DataConfig> = Vec::new();
+    for spec in runs {
+        let data = &spec.resolved.config.data;
+        if !seen.contains(&data) {
+            geosr::data::check(data).with_context(|| format!("{}, run {} seed {}", spec.experiment, spec.label, spec.seed))?;
+            seen.push(data);
+        }
+    }
+    Ok(())
+}
+
+/// The file name an experiment's tables and figure are written under: its name, and
+/// with overrides a suffix that names them, so a run with `--set` never overwrites
+/// the plain experiment's tables. Where results go (`output.*`) is not part of it.
+fn output_name(exp: &Experiment, env: &[Layer], sets: &[Layer]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for layer in env.iter().chain(sets) {
+        for (key, value) in geosr::config::layers::flatten(&layer.data) {
+            if !key.starts_with("output.") {
+                let text = geosr::config::layers::value_to_string(&value);
+                let slug: String = format!("{key}={}", text.trim_matches('"'))
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || ".=-_".contains(c) { c } else { '_' })
+                    .collect();
+                parts.push(slug);
+            }
+        }
+    }
+    if parts.is_empty() {
+        return exp.name.clone();
+    }
+    let joined = parts.join("+");
+    if joined.len() <= 80 {
+        format!("{}+{joined}", exp.name)
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(joined.as_bytes());
+        let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("{}+{}-{hash}", exp.name, &joined[..60])
+    }
 }
 
 fn main() -> ExitCode {
@@ -270,6 +386,10 @@ fn main() -> ExitCode {
             eprintln!("error: {msg}");
             // Bad input (configs, experiment files, data, prediction files) exits 2.
             let usage = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<Usage>().is_some()
+                || e.downcast_ref::<geosr::launch::slurm::SlurmError>().is_some_and(|s| {
+                    matches!(s, geosr::launch::slurm::SlurmError::Spawn { .. })
+                })
                 || e.downcast_ref::<geosr::eval::score::ScoreError>().is_some()
                 || e.downcast_ref::<geosr::data::features::FeatureError>().is_some()
                 || e.downcast_ref::<StoreError>().is_some_and(store_usage)
@@ -291,16 +411,30 @@ fn store_usage(e: &StoreError) -> bool {
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config { command: ConfigCommand::Show { experiment, variant, seed, overrides } } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
-            let v = match &variant {
-                Some(label) => exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?,
-                None => &exp.file.variants[0],
-            };
+        Command::Config { command: ConfigCommand::Show { experiment, variant, label, seed, overrides } } => {
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let seed = seed.unwrap_or(exp.file.seeds[0]);
-            let points = exp.sweep_points();
-            let spec = exp.run_spec(v, &points[0], seed, &env, &sets)?;
+            let spec = match &label {
+                // A row of the plan: a variant at one sweep point.
+                Some(label) => {
+                    let points = exp.sweep_points();
+                    let found = exp.file.variants.iter().find_map(|v| {
+                        points.iter().find(|p| geosr::config::experiment::point_label(&v.label, p) == *label).map(|p| (v, p))
+                    });
+                    let (v, point) = found.ok_or_else(|| ConfigError::Experiment {
+                        path: exp.path.clone(),
+                        message: format!("--label {label}: no such row; expected one of {:?}", exp.row_labels()),
+                    })?;
+                    exp.run_spec(v, point, seed, &env, &sets)?
+                }
+                None => {
+                    let v = match &variant {
+                        Some(label) => exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?,
+                        None => &exp.file.variants[0],
+                    };
+                    exp.run_spec(v, &exp.sweep_points()[0], seed, &env, &sets)?
+                }
+            };
             println!("# {} | run {} | seed {} | id {}", exp.path.display(), spec.label, seed, spec.id);
             let mut b = Builder::default();
             b.push_record(["key", "value", "set by"]);
@@ -310,58 +444,34 @@ fn real_main() -> Result<ExitCode> {
             println!("{}", b.build().with(Style::psql()));
         }
         Command::Plan { experiment, overrides } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let runs = exp.plan(&env, &sets)?;
             println!("# {}: {} ({} runs)", exp.name, exp.file.title, runs.len());
+            let states = launch::sweep::states(&runs)?;
             let mut b = Builder::default();
             b.push_record(["label", "seed", "run id", "params", "status", "folder"]);
-            for r in &runs {
-                let status = launch::status(r)?;
+            for (r, state) in runs.iter().zip(&states) {
                 let dir = launch::run_dir(r).path.display().to_string();
                 let params = planned_params(&r.resolved.config);
-                b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, format!("{status:?}").to_lowercase(), dir]);
+                b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, state.word().to_string(), dir]);
             }
             println!("{}", b.build().with(Style::psql()));
         }
-        Command::Reproduce { experiment, overrides, jobs, device, backend } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+        Command::Reproduce { experiment, overrides, jobs, device, backend, rerun_stale } => {
+            parse_device(&device)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let plan = exp.plan(&env, &sets)?;
-            let todo = announce(&exp, &plan)?;
-            let failed = sweep_local(&exp, &plan, &todo, &overrides, jobs, false, &device, backend)?;
-            use geosr::report::table::{build, Format};
-            let table = build(&exp, &plan, true)?;
-            let verdicts = geosr::report::claims::check(&exp.file.claims, &plan, 2000)?;
-            let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", geosr::report::claims::render(&verdicts)) };
-            println!("\n{}{claims}", table.render(Format::Term));
-            let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
-            for (ext, format) in [("md", Format::Markdown), ("csv", Format::Csv), ("tex", Format::Latex)] {
-                let mut text = table.render(format);
-                if format == Format::Markdown {
-                    text.push_str(&claims);
-                }
-                let path = results.join(format!("{}.{ext}", exp.name));
-                geosr::runs::write_atomic(&path, text.as_bytes())?;
-                println!("wrote {}", path.display());
-            }
-            // The figure is a convenience on top of the tables: a machine without a
-            // font still gets its tables, and a warning says why there is no plot.
-            let plots = results.parent().map(|r| r.join("plots")).unwrap_or_else(|| "plots".into());
-            match geosr::report::plot::figure(&exp, &plan).map_err(anyhow::Error::from).and_then(|f| {
-                geosr::report::plot::write(&f, &plots, &exp.name).map_err(anyhow::Error::from)
-            }) {
-                Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
-                Err(e) => eprintln!("warning: no plot: {e}"),
-            }
+            check_data(&plan)?;
+            let todo = announce(&exp, &plan, rerun_stale)?;
+            let failed = sweep_local(&exp, &plan, &todo, &overrides, jobs, false, &device, backend, rerun_stale)?;
+            write_outputs(&exp, &plan, &env, &sets)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
             }
         }
         Command::Table { experiment, format, reference, overrides } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let plan = exp.plan(&env, &sets)?;
             let table = geosr::report::table::build(&exp, &plan, reference)?;
             let format = match format {
@@ -371,26 +481,43 @@ fn real_main() -> Result<ExitCode> {
                 TableFormat::Latex => geosr::report::table::Format::Latex,
             };
             print!("{}", table.render(format));
-            if !exp.file.claims.is_empty() && matches!(format, geosr::report::table::Format::Term | geosr::report::table::Format::Markdown) {
+            let text = matches!(format, geosr::report::table::Format::Term | geosr::report::table::Format::Markdown);
+            if !exp.file.claims.is_empty() && text {
                 let verdicts = geosr::report::claims::check(&exp.file.claims, &plan, 2000)?;
                 print!("\n{}", geosr::report::claims::render(&verdicts));
             }
+            // Machine formats stay clean; what a reader must know goes to stderr.
+            if !text {
+                table.notes.iter().for_each(|n| eprintln!("{n}"));
+            }
+            stray_notes(&exp, &plan);
         }
         Command::Status { experiment, overrides } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let plan = exp.plan(&env, &sets)?;
             let states = launch::sweep::states(&plan)?;
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
             let mut b = Builder::default();
-            b.push_record(["label", "seed", "status", "detail"]);
+            b.push_record(["label", "seed", "status", "commit", "detail"]);
+            let mut stale = 0;
             for (spec, state) in plan.iter().zip(&states) {
                 *counts.entry(state.word()).or_default() += 1;
-                b.push_record([spec.label.clone(), spec.seed.to_string(), state.word().to_string(), state.detail()]);
+                let manifest = launch::run_dir(spec).read_manifest().ok().flatten();
+                let commit = manifest.as_ref().and_then(|m| m.provenance.build.as_ref()).map(|b| b.short()).unwrap_or_default();
+                let mut detail = state.detail();
+                if *state == launch::sweep::RunState::Done && manifest.as_ref().is_some_and(launch::is_stale) {
+                    stale += 1;
+                    detail = format!("trained by other code than this build ({})", geosr::runs::manifest::Build::current().short());
+                }
+                b.push_record([spec.label.clone(), spec.seed.to_string(), state.word().to_string(), commit, detail]);
             }
             println!("{}", b.build().with(Style::psql()));
             let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!("{}: {} runs: {}", exp.name, plan.len(), summary.join(", "));
+            if stale > 0 {
+                println!("{stale} finished run(s) were trained by other code; `geosr sweep {experiment} --rerun-stale` trains them again");
+            }
+            stray_notes(&exp, &plan);
         }
         Command::Sweep {
             experiment,
@@ -405,18 +532,23 @@ fn real_main() -> Result<ExitCode> {
             cpus_per_task,
             time,
             array_parallelism,
+            rerun_stale,
         } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+            parse_device(&device)?;
+            if jobs == 0 {
+                return Err(Usage("--jobs 0: expected at least 1 run at once".into()).into());
+            }
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let plan = exp.plan(&env, &sets)?;
-            let todo = announce(&exp, &plan)?;
+            check_data(&plan)?;
+            let todo = announce(&exp, &plan, rerun_stale)?;
             if todo.is_empty() {
                 return Ok(ExitCode::SUCCESS);
             }
             let failed = match launcher {
                 Launcher::Slurm => {
                     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
-                    let mut args = child_args(&overrides, backend);
+                    let mut args = child_args(&overrides, backend, rerun_stale);
                     args.extend(launch::slurm::device_args(&device, gpus_per_task));
                     let experiment_path = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
                     let cmd = launch::slurm::TaskCommand { exe, experiment: experiment_path, args };
@@ -431,16 +563,17 @@ fn real_main() -> Result<ExitCode> {
                     );
                     0
                 }
-                Launcher::Local => sweep_local(&exp, &plan, &todo, &overrides, jobs, fail_fast, &device, backend)?,
+                Launcher::Local => sweep_local(&exp, &plan, &todo, &overrides, jobs, fail_fast, &device, backend, rerun_stale)?,
             };
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::RunIndex { experiment, index, expect_id, overrides, device, devices, backend } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+        Command::RunIndex { experiment, index, expect_id, overrides, device, devices, backend, rerun_stale } => {
+            parse_device(&device)?;
+            check_devices(&devices)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let plan = exp.plan(&env, &sets)?;
             let spec = plan.get(index).ok_or_else(|| ConfigError::Experiment {
                 path: exp.path.clone(),
@@ -458,7 +591,8 @@ fn real_main() -> Result<ExitCode> {
                     .into());
                 }
             }
-            let opts = RunOptions::default();
+            check_data(std::slice::from_ref(spec))?;
+            let opts = RunOptions { rerun_stale, ..Default::default() };
             if run_on(std::slice::from_ref(spec), opts, &device, &devices, backend)? > 0 {
                 return Ok(ExitCode::from(1));
             }
@@ -472,15 +606,19 @@ fn real_main() -> Result<ExitCode> {
             print!("{}", report.render_markdown());
         }
         Command::Bench { experiment, variant, steps, device, overrides } => {
+            if steps == 0 {
+                return Err(Usage("--steps 0: expected at least 1 timed step".into()).into());
+            }
             let exp = Experiment::load(&experiment)?;
             // `None` = every CPU backend, `Some(n)` = GPU n.
             let devices: Vec<Option<usize>> = device
                 .split(',')
                 .map(|d| match d.trim() {
                     "cpu" => Ok(None),
-                    d => d.strip_prefix("cuda:").and_then(|i| i.parse().ok()).map(Some).ok_or_else(|| {
-                        anyhow::anyhow!("--device {device}: expected cpu, cuda:N or a comma-separated list of them")
-                    }),
+                    d => match parse_device(d)? {
+                        Device::Cuda(ids) if ids.len() == 1 => Ok(Some(ids[0])),
+                        _ => Err(Usage(format!("--device {device}: expected cpu, cuda:N or a comma-separated list of them")).into()),
+                    },
                 })
                 .collect::<Result<_>>()?;
             let (env, mut sets) = override_layers(&overrides)?;
@@ -532,8 +670,10 @@ fn real_main() -> Result<ExitCode> {
             );
             println!("{}", b.build().with(Style::psql()));
         }
-        Command::Run { experiment, variant, seed, overrides, require_clean, force, device, devices, backend } => {
-            let exp = Experiment::load(&experiment)?;
+        Command::Run { experiment, variant, seed, overrides, require_clean, force, device, devices, backend, rerun_stale } => {
+            parse_device(&device)?;
+            check_devices(&devices)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             for label in &variant {
                 exp.variant(label).ok_or_else(|| unknown_variant(&exp, label))?;
             }
@@ -546,13 +686,13 @@ fn real_main() -> Result<ExitCode> {
                     .into());
                 }
             }
-            let (env, sets) = override_layers(&overrides)?;
             let runs: Vec<RunSpec> = exp
                 .plan_variants(&env, &sets, |label| variant.is_empty() || variant.iter().any(|v| v == label))?
                 .into_iter()
                 .filter(|r| seed.is_empty() || seed.contains(&r.seed))
                 .collect();
-            let opts = RunOptions { require_clean, force, ..Default::default() };
+            check_data(&runs)?;
+            let opts = RunOptions { require_clean, force, rerun_stale, ..Default::default() };
             let failed = run_on(&runs, opts, &device, &devices, backend)?;
             if failed > 0 {
                 eprintln!("{failed} run(s) failed");
@@ -568,12 +708,14 @@ fn real_main() -> Result<ExitCode> {
             print!("{}", geosr::report::diff::diff(&a, &b)?.render());
         }
         Command::Plot { experiment, overrides } => {
-            let exp = Experiment::load(&experiment)?;
-            let (env, sets) = override_layers(&overrides)?;
+            let (exp, env, sets) = load_experiment(&experiment, &overrides)?;
             let plan = exp.plan(&env, &sets)?;
-            let figure = geosr::report::plot::figure(&exp, &plan)?;
+            let figure = geosr::report::plot::figure(&exp, &plan);
+            if figure.is_err() {
+                stray_notes(&exp, &plan);
+            }
             let dir = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
-            for path in geosr::report::plot::write(&figure, &dir, &exp.name)? {
+            for path in geosr::report::plot::write(&figure?, &dir, &output_name(&exp, &env, &sets))? {
                 println!("wrote {}", path.display());
             }
         }
@@ -582,20 +724,113 @@ fn real_main() -> Result<ExitCode> {
 }
 
 /// Prints where a plan stands and returns the indices of the runs still to do.
-fn announce(exp: &Experiment, plan: &[RunSpec]) -> Result<Vec<usize>> {
+/// Prints where a plan stands and returns the indices of the runs still to do (each
+/// run once, though rows may share it). Finished runs another experiment trained
+/// get a link in this experiment's folder. With `rerun_stale`, finished runs that
+/// other code trained are to do again.
+fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec<usize>> {
     let states = launch::sweep::states(plan)?;
-    let todo: Vec<usize> = (0..plan.len()).filter(|&i| states[i].needs_run()).collect();
-    let done = states.iter().filter(|s| **s == launch::sweep::RunState::Done).count();
-    let busy = plan.len() - done - todo.len();
-    println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run", exp.name, plan.len(), todo.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = Vec::new();
+    let (mut done, mut stale) = (0, 0);
+    for (i, (spec, state)) in plan.iter().zip(&states).enumerate() {
+        if !seen.insert(spec.id.as_str()) {
+            continue;
+        }
+        let dir = launch::run_dir(spec);
+        if *state == launch::sweep::RunState::Done {
+            geosr::runs::store::link_entry(spec, &dir)?;
+            if rerun_stale && dir.read_manifest().ok().flatten().as_ref().is_some_and(launch::is_stale) {
+                stale += 1;
+                todo.push(i);
+            } else {
+                done += 1;
+            }
+        } else if state.needs_run() {
+            todo.push(i);
+        }
+    }
+    let busy = seen.len() - done - todo.len();
+    let stale_note = if rerun_stale { format!(" ({stale} of them trained by other code)") } else { String::new() };
+    println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run{stale_note}", exp.name, seen.len(), todo.len());
     Ok(todo)
 }
 
 /// The arguments a child `geosr run-index` needs to rebuild the same plan.
-fn child_args(overrides: &Overrides, backend: CpuBackend) -> Vec<String> {
+fn child_args(overrides: &Overrides, backend: CpuBackend, rerun_stale: bool) -> Vec<String> {
     let mut args: Vec<String> = overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
     args.extend(["--backend".into(), backend_name(backend).into()]);
+    if rerun_stale {
+        args.push("--rerun-stale".into());
+    }
     args
+}
+
+/// Reports the finished runs of the experiment that this plan leaves out, on stderr.
+fn stray_notes(exp: &Experiment, plan: &[RunSpec]) {
+    for line in geosr::report::stray::unplanned_runs(exp, plan, 10) {
+        eprintln!("note: {line}");
+    }
+}
+
+/// The table, the claims and the figure of a plan: printed, and written under
+/// `results/tables/` and `results/plots/` with a JSON record of the build, the
+/// overrides and the run ids behind every row.
+fn write_outputs(exp: &Experiment, plan: &[RunSpec], env: &[Layer], sets: &[Layer]) -> Result<()> {
+    use geosr::report::table::{build, Format};
+    let table = build(exp, plan, true)?;
+    let verdicts = geosr::report::claims::check(&exp.file.claims, plan, 2000)?;
+    let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", geosr::report::claims::render(&verdicts)) };
+    println!("\n{}{claims}", table.render(Format::Term));
+    stray_notes(exp, plan);
+    let name = output_name(exp, env, sets);
+    let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
+    let build_info = geosr::runs::manifest::Build::current();
+    let overrides: Vec<&str> = env.iter().chain(sets).map(|l| l.name.as_str()).collect();
+    let footer = format!(
+        "Written by geosr {} from {} with overrides [{}]; run ids per row in {name}.json.",
+        build_info.short(),
+        exp.path.display(),
+        overrides.join(", ")
+    );
+    for (ext, format) in [("md", Format::Markdown), ("csv", Format::Csv), ("tex", Format::Latex)] {
+        let mut text = table.render(format);
+        match format {
+            Format::Markdown => text.push_str(&format!("{claims}\n{footer}\n")),
+            Format::Latex => text.push_str(&format!("% {footer}\n")),
+            _ => {}
+        }
+        let path = results.join(format!("{name}.{ext}"));
+        geosr::runs::write_atomic(&path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    let record = serde_json::json!({
+        "experiment": exp.name,
+        "file": exp.path.display().to_string(),
+        "written": geosr::runs::manifest::now_rfc3339(),
+        "geosr_build": { "commit": build_info.commit, "dirty": build_info.dirty, "source_hash": build_info.source_hash },
+        "overrides": overrides,
+        "rows": table.rows.iter().map(|r| serde_json::json!({
+            "label": r.label,
+            "runs": r.runs.iter().map(|(seed, id)| serde_json::json!({ "seed": seed, "id": id })).collect::<Vec<_>>(),
+            "commits": r.code.iter().map(|c| c.commit.clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "notes": table.notes,
+    });
+    let path = results.join(format!("{name}.json"));
+    geosr::runs::write_atomic(&path, &serde_json::to_vec_pretty(&record).expect("json serializes"))?;
+    println!("wrote {}", path.display());
+    // The figure is a convenience on top of the tables: a machine without a
+    // font still gets its tables, and a warning says why there is no plot.
+    let plots = results.parent().map(|r| r.join("plots")).unwrap_or_else(|| "plots".into());
+    match geosr::report::plot::figure(exp, plan)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| geosr::report::plot::write(&f, &plots, &name).map_err(anyhow::Error::from))
+    {
+        Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
+        Err(e) => eprintln!("warning: no plot: {e}"),
+    }
+    Ok(())
 }
 
 /// Runs the plan entries at `todo` on this machine: in this process when `jobs` is 1
@@ -610,13 +845,14 @@ fn sweep_local(
     fail_fast: bool,
     device: &str,
     backend: CpuBackend,
+    rerun_stale: bool,
 ) -> Result<usize> {
     if jobs <= 1 {
         let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
-        return dispatch(&runs, RunOptions::default(), device, backend, fail_fast);
+        return dispatch(&runs, RunOptions { rerun_stale, ..Default::default() }, device, backend, fail_fast);
     }
     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
-    let mut args = child_args(overrides, backend);
+    let mut args = child_args(overrides, backend, rerun_stale);
     let cuda_devices = parse_cuda_devices(device)?;
     if cuda_devices.is_none() {
         args.extend(["--device".into(), device.to_string()]);
@@ -817,13 +1053,19 @@ fn planned_params(config: &geosr::config::Config) -> String {
 
 /// Runs each spec in turn; returns how many failed.
 fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, devices: &[B::Device], fail_fast: bool) -> Result<usize> {
+    // A dirty tree under --require-clean is refused before anything runs.
+    if let Some(spec) = runs.iter().find(|s| opts.require_clean || s.resolved.config.output.require_clean) {
+        launch::check_clean(spec, &RunOptions { require_clean: true, ..opts.clone() })?;
+    }
     let mut failed = 0;
     for (i, spec) in runs.iter().enumerate() {
         println!("[{}/{}] {} seed {} ({})", i + 1, runs.len(), spec.label, spec.seed, spec.id);
         let mut watcher = StepWatcher::new();
         let outcome = launch::run_one::<B>(spec, opts, devices, &mut |row, total| watcher.update(row, total));
         watcher.finish();
-        match outcome? {
+        // A run that cannot even record its failure (a full disk) still does not stop the others.
+        let outcome = outcome.unwrap_or_else(|e| Outcome::Failed { dir: launch::run_dir(spec).path, reason: e.to_string() });
+        match outcome {
             Outcome::Done { dir, eval } => {
                 // The probe columns show how the score moves when a stream is zeroed.
                 println!(

@@ -212,20 +212,21 @@ fn a_run_killed_mid_training_resumes_from_its_checkpoint() {
     let runs = p.path().join("results/runs/tiny");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let state = loop {
+        // A checkpoint is a folder `checkpoint/step-<n>/` that appears whole.
         let found = std::fs::read_dir(&runs)
             .ok()
             .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("checkpoint/state.json"))
-            .filter(|s| s.exists());
+            .and_then(|e| std::fs::read_dir(e.unwrap().path().join("checkpoint")).ok())
+            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("step-")));
         if let Some(s) = found {
-            break s;
+            break s.join("state.json");
         }
         assert!(std::time::Instant::now() < deadline, "no checkpoint appeared");
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let run = state.parent().unwrap().parent().unwrap().to_path_buf();
+    let run = state.parent().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let manifest = |run: &std::path::Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
     };

@@ -212,11 +212,13 @@ fn plan_expands_variants_grid_zip_and_seeds() {
         r#"
 title = "s"
 seeds = [0, 1]
+[config]
+model = { fusion = "gated_qformer", mask = { kind = "topk" } }
 [[variants]]
 label = "a"
 [[variants]]
 label = "b"
-set = { "model.fusion" = "additive" }
+set = { "model.fusion" = "qformer" }
 [sweep.grid]
 "model.bottleneck_len" = [4, 8]
 [[sweep.zip]]
@@ -273,10 +275,9 @@ set = { "model.mask.kind" = "none", "model.fusion" = "additive" }
     let plan = check(&[]);
     let seeds: Vec<u64> = plan.iter().map(|r| r.resolved.config.train.seed).collect();
     assert_eq!(&seeds[..3], &[0, 7, 3]);
-    // `--set train.seed=5` wins over the seeds: every seed of a row is then the same run.
-    let plan = check(&geosr::config::layers::cli_layers(&["train.seed=5".into()]).unwrap());
-    assert!(plan.iter().all(|r| r.resolved.config.train.seed == 5));
-    assert_eq!(plan[0].id, plan[1].id);
+    // `--set train.seed=5` would make every seed of a row one run: refused, naming the key.
+    let err = exp.plan(&[], &geosr::config::layers::cli_layers(&["train.seed=5".into()]).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("--set train.seed=5") && err.contains("seeds = [0, 7, 3]"), "{err}");
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn an_ambiguous_prefix_is_an_error_naming_the_matches() {
     assert!(msg.contains("a-s0-abc1234567") && msg.contains("b-s1-abc7654321"), "{msg}");
     assert!(find_run(&results, "abc7").unwrap().path.ends_with("b-s1-abc7654321"));
     let missing = find_run(&results, "def").unwrap_err().to_string();
-    assert!(missing.contains(&results.join("runs").display().to_string()), "names what was searched: {missing}");
+    assert!(missing.contains(&results.display().to_string()), "names what was searched: {missing}");
 }
 
 fn geosr(p: &Project) -> Command {

@@ -46,6 +46,10 @@ fn manifest_round_trips_through_the_store() {
         slurm_task: None,
         resumed_from_step: None,
         cost: None,
+        synthetic_version: Some(3),
+        data_fingerprint: None,
+        attempts: Vec::new(),
+        reruns: Vec::new(),
     };
     run.write_manifest(&m).unwrap();
     assert_eq!(run.read_manifest().unwrap(), Some(m));
@@ -97,12 +101,41 @@ fn git_state_reports_commit_branch_and_dirty_diff() {
     assert!(clean.diff.is_none());
 
     std::fs::write(d.join("a.txt"), "two\n").unwrap();
-    std::fs::write(d.join("new.txt"), "fresh\n").unwrap();
+    std::fs::write(d.join(".env"), "TOKEN=secret\n").unwrap();
     let dirty = git_state(d);
     assert!(dirty.dirty);
+    assert_eq!(dirty.changed, ["a.txt"]);
     let diff = dirty.diff.unwrap();
     assert!(diff.contains("-one") && diff.contains("+two"), "{diff}");
-    assert!(diff.contains("+fresh"), "untracked files are in the diff: {diff}");
+    // Untracked files are named with their sizes, never copied.
+    assert!(!diff.contains("secret"), "an untracked file's contents leaked into the diff: {diff}");
+    assert_eq!(dirty.untracked.len(), 1);
+    assert_eq!((dirty.untracked[0].path.as_str(), dirty.untracked[0].bytes), (".env", 13));
+    assert!(!dirty.diff_truncated);
+    let first_hash = dirty.diff_hash.clone().unwrap();
+    // Another patch, another hash: two dirty trees are told apart.
+    std::fs::write(d.join("a.txt"), "three\n").unwrap();
+    assert_ne!(git_state(d).diff_hash.unwrap(), first_hash);
+}
+
+/// A patch longer than the limit is cut and says so; a 4 MB untracked file adds
+/// nothing but its name and size.
+#[test]
+fn the_recorded_patch_is_capped_and_untracked_contents_never_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    std::fs::write(d.join("big.txt"), "x\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "first"]);
+    let line = "y".repeat(99) + "\n";
+    std::fs::write(d.join("big.txt"), line.repeat(5000)).unwrap();
+    std::fs::write(d.join("data.bin"), vec![7u8; 4 << 20]).unwrap();
+    let s = git_state(d);
+    assert!(s.diff_truncated);
+    let diff = s.diff.unwrap();
+    assert!(diff.len() <= geosr::runs::manifest::DIFF_LIMIT, "{}", diff.len());
+    assert_eq!(s.untracked.iter().map(|u| (u.path.as_str(), u.bytes)).collect::<Vec<_>>(), [("data.bin", 4 << 20)]);
 }
 
 #[test]

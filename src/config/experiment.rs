@@ -72,6 +72,29 @@ pub struct SweepSpec {
     pub zip: Vec<toml::Table>,
 }
 
+/// A parsed claim `left > right` (a claim written with `<` is stored flipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub text: String,
+    pub better: String,
+    pub worse: String,
+}
+
+pub fn parse_claim(text: &str) -> Option<Claim> {
+    let (l, r, flip) = if let Some((l, r)) = text.split_once('>') {
+        (l, r, false)
+    } else {
+        let (l, r) = text.split_once('<')?;
+        (l, r, true)
+    };
+    let (l, r) = (l.trim().to_string(), r.trim().to_string());
+    if l.is_empty() || r.is_empty() {
+        return None;
+    }
+    let (better, worse) = if flip { (r, l) } else { (l, r) };
+    Some(Claim { text: text.trim().to_string(), better, worse })
+}
+
 /// One point of the sweep: the keys it sets, in a stable order.
 pub type SweepPoint = Vec<(String, toml::Value)>;
 
@@ -93,9 +116,15 @@ pub struct RunSpec {
     /// Variant label plus the sweep point, e.g. `a` or `a_gamma0.6`.
     pub label: String,
     pub sweep: SweepPoint,
+    /// The run's training seed: `train.seed` of its resolved config (the experiment's
+    /// seed unless an override set it), so folder names and table rows never disagree
+    /// with what trained.
     pub seed: u64,
     pub resolved: Resolved,
     pub id: String,
+    /// The id under the rule before inert keys were canonicalized (see
+    /// [`crate::runs::identity`]); equal to `id` for most configs.
+    pub legacy_id: String,
 }
 
 impl RunSpec {
@@ -148,6 +177,13 @@ impl Experiment {
         if self.file.seeds.is_empty() {
             return Err(self.err("`seeds` is empty: expected at least one seed".into()));
         }
+        let mut seeds = std::collections::HashSet::new();
+        if let Some(twice) = self.file.seeds.iter().find(|s| !seeds.insert(**s)) {
+            return Err(self.err(format!(
+                "`seeds` = {:?} lists seed {twice} twice: expected distinct seeds (one run each)",
+                self.file.seeds
+            )));
+        }
         let mut seen = std::collections::HashSet::new();
         for v in &self.file.variants {
             if v.label.is_empty() || !v.label.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -181,7 +217,42 @@ impl Experiment {
                 )));
             }
         }
+        let mut axes = std::collections::HashSet::new();
+        for key in self.sweep_axes() {
+            if !axes.insert(key.clone()) {
+                return Err(self.err(format!("sweep key `{key}` appears in more than one sweep axis")));
+            }
+        }
+        self.check_claims()
+    }
+
+    /// Each claim must parse as `row > row` (or `<`) and name rows the experiment has.
+    fn check_claims(&self) -> Result<(), ConfigError> {
+        let labels = self.row_labels();
+        for text in &self.file.claims {
+            let Some(claim) = parse_claim(text) else {
+                return Err(self.err(format!(
+                    "claim {text:?}: expected two row labels compared with > or <, e.g. \"a > b\""
+                )));
+            };
+            for side in [&claim.better, &claim.worse] {
+                if !labels.contains(side) {
+                    return Err(self.err(format!("claim {text:?} names row `{side}`, expected one of {labels:?}")));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The rows a table of this experiment has: each variant's label with each sweep point.
+    pub fn row_labels(&self) -> Vec<String> {
+        let points = self.sweep_points();
+        self.file.variants.iter().flat_map(|v| points.iter().map(|p| point_label(&v.label, p))).collect()
+    }
+
+    /// Every key a sweep axis sets, as written (dotted).
+    pub fn sweep_axes(&self) -> Vec<String> {
+        self.file.sweep.grid.keys().chain(self.file.sweep.zip.iter().flat_map(|g| g.keys())).cloned().collect()
     }
 
     pub fn configs_dir(&self) -> PathBuf {
@@ -275,10 +346,14 @@ impl Experiment {
     /// resolved, so an override that only they reject (`--set model.fusion=gated` with
     /// `--variant a`, next to a no-geometry variant) does not stop the chosen ones.
     pub fn plan_variants(&self, env: &[Layer], cli: &[Layer], keep: impl Fn(&str) -> bool) -> Result<Vec<RunSpec>, ConfigError> {
+        self.check_overrides(env.iter().chain(cli))?;
         let mut runs = Vec::new();
+        // Where each run sits in the experiment: (variant, sweep point, the experiment's seed).
+        let mut places: Vec<(&VariantSpec, SweepPoint, u64)> = Vec::new();
         let seeds_layer = format!("{} [seeds]", self.path.display());
         for variant in self.file.variants.iter().filter(|v| keep(&v.label)) {
             for point in self.sweep_points() {
+                places.extend(self.file.seeds.iter().map(|&seed| (variant, point.clone(), seed)));
                 let first = self.run_spec(variant, &point, self.file.seeds[0], env, cli)?;
                 let set_by_seeds = first.resolved.provenance.get("train.seed").is_some_and(|(value, source)| {
                     *source == seeds_layer && *value == self.file.seeds[0].to_string()
@@ -292,14 +367,106 @@ impl Experiment {
                             resolved.provenance.insert("train.seed".into(), (seed.to_string(), seeds_layer.clone()));
                         }
                         let id = crate::runs::run_id(&resolved.config);
-                        RunSpec { seed, resolved, id, ..first.clone() }
+                        let legacy_id = crate::runs::legacy_run_id(&resolved.config);
+                        RunSpec { seed: resolved.config.train.seed, resolved, id, legacy_id, ..first.clone() }
                     })
                     .collect();
                 runs.push(first);
                 runs.extend(others);
             }
         }
+        self.check_distinct(&runs, &places, env, cli)?;
         Ok(runs)
+    }
+
+    /// Refuses overrides of what the experiment itself varies from run to run: a sweep
+    /// axis (every point would train one value under its own label) and, with several
+    /// seeds, `train.seed` (every seed would be one run).
+    fn check_overrides<'a>(&self, overrides: impl Iterator<Item = &'a Layer>) -> Result<(), ConfigError> {
+        let axes = self.sweep_axes();
+        for layer in overrides {
+            for key in layers::flatten(&layer.data).into_keys() {
+                if axes.contains(&key) {
+                    let values: Vec<String> = self.sweep_points().iter().filter_map(|p| p.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())).collect();
+                    return Err(self.err(format!(
+                        "{} overrides `{key}`, a sweep axis of this experiment (values {}): every point would \
+                         train with one value under its own label. Drop the override, or change the sweep in the file",
+                        layer.name,
+                        values.join(", ")
+                    )));
+                }
+                if key == "train.seed" && self.file.seeds.len() > 1 {
+                    return Err(self.err(format!(
+                        "{} sets `train.seed`, which this experiment sets per run from `seeds = {:?}`: its {} seeds \
+                         would be one run trained under {} labels. Drop the override (`geosr run --seed N` picks \
+                         seeds), or change `seeds` in the file",
+                        layer.name,
+                        self.file.seeds,
+                        self.file.seeds.len(),
+                        self.file.seeds.len()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a plan in which overrides made distinct runs of the experiment one run
+    /// (one id), whichever key did it. Runs that share an id without any override are
+    /// one run by design (a variant that does not read a swept key, see
+    /// [`crate::runs::identity`]) and stay.
+    fn check_distinct(&self, runs: &[RunSpec], places: &[(&VariantSpec, SweepPoint, u64)], env: &[Layer], cli: &[Layer]) -> Result<(), ConfigError> {
+        let mut by_id: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, r) in runs.iter().enumerate() {
+            by_id.entry(r.id.as_str()).or_default().push(i);
+        }
+        for (id, group) in by_id.into_iter().filter(|(_, g)| g.len() > 1) {
+            // The id each would have without the overrides; `None` where that config is invalid.
+            let plain: Vec<Option<String>> = group
+                .iter()
+                .map(|&i| {
+                    let (variant, point, seed) = &places[i];
+                    self.run_spec(variant, point, *seed, &[], &[]).ok().map(|s| s.id)
+                })
+                .collect();
+            if plain.iter().all(|p| p.is_some() && *p == plain[0]) {
+                continue;
+            }
+            let names: Vec<String> = group.iter().map(|&i| format!("{} seed {}", runs[i].label, places[i].2)).collect();
+            let layers: Vec<&str> = env.iter().chain(cli).map(|l| l.name.as_str()).collect();
+            return Err(self.err(format!(
+                "the overrides {} make {} distinct runs of this experiment one run (id {id}): {}. \
+                 Drop the override that sets what tells them apart",
+                layers.join(", "),
+                group.len(),
+                names.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Warnings for overrides that replace a value a variant sets itself: the row keeps
+    /// its label (and its name in the paper) but trains something else.
+    pub fn override_warnings(&self, env: &[Layer], cli: &[Layer]) -> Vec<String> {
+        let mut out = Vec::new();
+        for variant in &self.file.variants {
+            let Ok(own) = Layer::table("variant", &variant.set) else { continue };
+            let own = layers::flatten(&own.data);
+            for layer in env.iter().chain(cli) {
+                for (key, value) in layers::flatten(&layer.data) {
+                    if let Some(mine) = own.get(&key).filter(|mine| **mine != value) {
+                        out.push(format!(
+                            "{} replaces what variant `{}` sets (`{key}` = {}); its row keeps the label `{}`",
+                            layer.name,
+                            variant.label,
+                            layers::value_to_string(mine),
+                            variant.label
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn run_spec(
@@ -314,14 +481,16 @@ impl Experiment {
             ConfigError::Variant { path: self.path.clone(), variant: variant.label.clone(), source: Box::new(e) }
         })?;
         let id = crate::runs::run_id(&resolved.config);
+        let legacy_id = crate::runs::legacy_run_id(&resolved.config);
         Ok(RunSpec {
             experiment: self.name.clone(),
             variant: variant.label.clone(),
             label: point_label(&variant.label, point),
             sweep: point.clone(),
-            seed,
+            seed: resolved.config.train.seed,
             resolved,
             id,
+            legacy_id,
         })
     }
 }

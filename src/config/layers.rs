@@ -148,6 +148,21 @@ pub fn env_layers(vars: impl IntoIterator<Item = (String, String)>) -> Result<Ve
         .collect()
 }
 
+/// Warnings for `GEOSR_*` variables that are not configuration (no `__` between
+/// section and key), which would otherwise be ignored without a word.
+pub fn env_warnings(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let mut out: Vec<String> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("GEOSR_") && !k.contains("__"))
+        .map(|(k, _)| {
+            let guess = k["GEOSR_".len()..].to_uppercase().replacen('_', "__", 1);
+            format!("{k} is not read: config variables are GEOSR_<SECTION>__<KEY>, e.g. GEOSR_{guess}")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Layers from `--set key=value` flags.
 pub fn cli_layers(sets: &[String]) -> Result<Vec<Layer>, ConfigError> {
     sets.iter()
@@ -199,7 +214,18 @@ fn suggest(key: &str, known: &[&String]) -> Option<String> {
 fn check_keys(layer: &Layer, known: &BTreeMap<String, Value>) -> Result<(), ConfigError> {
     let known_keys: Vec<&String> = known.keys().collect();
     for (key, value) in flatten(&layer.data) {
-        if known.contains_key(&key) {
+        if let Some(default) = known.get(&key) {
+            // Fixed-size lists (the token grids) would otherwise be cut to size silently.
+            if let (Value::Array(_, want), Value::Array(_, got)) = (default, &value) {
+                if !want.is_empty() && want.len() != got.len() {
+                    return Err(ConfigError::Invalid {
+                        origin: layer.name.clone(),
+                        key,
+                        value: value_to_string(&value),
+                        expected: format!("a list of exactly {} values, like {}", want.len(), value_to_string(default)),
+                    });
+                }
+            }
             continue;
         }
         // A scalar where the schema has a table, e.g. `model.mask = "random"`.

@@ -266,6 +266,9 @@ pub struct OutputConfig {
     pub results_dir: String,
     /// Refuse to run from a repository with uncommitted changes.
     pub require_clean: bool,
+    /// Keep a finished run's final weights (`model/model.mpk`), so it can be evaluated
+    /// again or probed later without training it again.
+    pub keep_weights: bool,
 }
 
 impl Default for DataConfig {
@@ -338,6 +341,6 @@ impl Default for EvalConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { results_dir: "results".into(), require_clean: false }
+        OutputConfig { results_dir: "results".into(), require_clean: false, keep_weights: true }
     }
 }

@@ -119,6 +119,17 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
             "0 when data.source = \"features\" (precomputed features say nothing of where the named objects stand)",
         );
     }
+    let wd = config.train.weight_decay;
+    if !(wd >= 0.0 && wd.is_finite()) {
+        return fail("train.weight_decay", wd.to_string(), "a finite L2 penalty >= 0 (0 = none)");
+    }
+    if m.mlp_ratio == 0 {
+        return fail("model.mlp_ratio", "0".into(), "a positive integer (the alignment MLPs' hidden width is mlp_ratio x C)");
+    }
+    let noise = d.geometry_noise;
+    if !(noise >= 0.0 && noise.is_finite()) {
+        return fail("data.geometry_noise", noise.to_string(), "a finite standard deviation >= 0 (metres)");
+    }
     if config.train.epochs == 0 && config.train.steps == 0 {
         return fail("train.epochs", "0".into(), "at least 1 epoch (or set train.steps)");
     }

@@ -133,9 +133,53 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset, features::Feature
                     retain_flagged(types, &kept);
                 }
             }
+            if data.samples.is_empty() {
+                return Err(features::FeatureError::Empty {
+                    path: std::path::Path::new(dir).join("questions.jsonl"),
+                    detail: if cfg.subtasks.is_empty() { String::new() } else { format!(" of data.subtasks = {:?}", cfg.subtasks) },
+                });
+            }
             Ok(data)
         }
     }
+}
+
+/// Checks, before anything is trained or written, that a config's data can train and
+/// be scored: for precomputed features, that both splits' `meta.json` agree with the
+/// config and with each other and that `data.subtasks` leaves questions in each split.
+/// Reads `meta.json` and the question types only; [`load`] checks every record.
+pub fn check(cfg: &DataConfig) -> Result<(), features::FeatureError> {
+    if cfg.source != DataSource::Features {
+        return Ok(());
+    }
+    let keep = chosen_subtasks(cfg);
+    let mut metas = Vec::new();
+    for dir in [&cfg.features.train, &cfg.features.eval] {
+        let dir = std::path::Path::new(dir);
+        let meta = features::load_meta(dir)?;
+        if meta.bench != cfg.bench {
+            return Err(features::FeatureError::Meta {
+                path: dir.join("meta.json"),
+                key: "bench",
+                problem: format!("is {:?} but data.bench is {:?}", meta.bench, cfg.bench),
+            });
+        }
+        let types = features::question_types(dir)?;
+        let kept = types
+            .iter()
+            .filter(|(_, t)| features::subtask_index(meta.bench, t).is_none_or(|k| keep.contains(&k)))
+            .count();
+        if kept == 0 {
+            let detail = if cfg.subtasks.is_empty() {
+                String::new()
+            } else {
+                format!(" of the subtasks data.subtasks = {:?} keeps ({} questions in all)", cfg.subtasks, types.len())
+            };
+            return Err(features::FeatureError::Empty { path: dir.join("questions.jsonl"), detail });
+        }
+        metas.push((dir, meta));
+    }
+    features::check_splits(metas[0].0, &metas[0].1, metas[1].0, &metas[1].1)
 }
 
 /// Keeps the items whose flag is set; `question_types` runs parallel to `samples`,

@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub require_clean: bool,
     /// Run again even when a finished run with the same id exists.
     pub force: bool,
+    /// Run again a finished run that other code trained (see [`is_stale`]).
+    pub rerun_stale: bool,
     pub backend: String,
     pub device: String,
     /// Reads the device allocator's reserved bytes, for devices whose memory the
@@ -53,26 +55,20 @@ pub enum Outcome {
 }
 
 pub fn run_dir(spec: &RunSpec) -> RunDir {
-    let results = PathBuf::from(&spec.resolved.config.output.results_dir);
-    RunDir::new(&results, &spec.experiment, &spec.dir_name())
+    crate::runs::store::locate(spec)
 }
 
-/// The stored status of a run (pending when it never started).
-pub fn status(spec: &RunSpec) -> Result<Status, StoreError> {
-    Ok(run_dir(spec).read_manifest()?.map_or(Status::Pending, |m| m.status))
-}
 
 /// Refuses a dirty working tree when asked to; checked before anything is written.
 pub fn check_clean(spec: &RunSpec, opts: &RunOptions) -> Result<(), StoreError> {
     if opts.require_clean || spec.resolved.config.output.require_clean {
         let git = git_state(&std::env::current_dir().unwrap_or_else(|_| ".".into()));
         if git.dirty {
-            let files: Vec<&str> = git
-                .diff
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .filter_map(|l| l.strip_prefix("diff --git a/"))
+            let files: Vec<String> = git
+                .changed
+                .iter()
+                .map(|f| format!("  modified: {f}"))
+                .chain(git.untracked.iter().map(|u| format!("  untracked: {}", u.path)))
                 .collect();
             return Err(StoreError::Dirty(files.join("\n")));
         }
@@ -80,11 +76,80 @@ pub fn check_clean(spec: &RunSpec, opts: &RunOptions) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Trains and evaluates one run, storing config, manifest, train.csv, eval.csv
-/// and predictions.csv in its folder.
 /// Something that watches training: called with each logged step and the run's total steps.
 pub type Progress<'a> = &'a mut dyn FnMut(&StepRow, usize);
 
+/// Whether a finished run was trained by other code than this binary (its source
+/// fingerprint differs, or it predates fingerprints).
+pub fn is_stale(manifest: &Manifest) -> bool {
+    let now = crate::runs::manifest::Build::current();
+    manifest.provenance.build.as_ref().is_none_or(|b| b.source_hash != now.source_hash)
+}
+
+/// Checks that a run marked done has everything a table needs: its config re-hashes
+/// to its id and eval.csv reads back, with its averages and a finite score in every
+/// row. Returns the evaluation rows, or what is wrong. (The claims' bootstrap also
+/// needs predictions.csv; a run without one is left out of the claims.)
+pub fn verify_done(spec: &RunSpec, dir: &RunDir) -> Result<Vec<EvalRow>, String> {
+    let config_text = std::fs::read_to_string(dir.config_path()).map_err(|e| format!("config.toml: {e}"))?;
+    // Read the way configs are layered, so a run stored before a key existed reads
+    // with that key's default, as its id was computed.
+    use crate::config::layers::{resolve, Layer};
+    let stored = Layer::toml_text("config.toml", &config_text).map_err(|e| e.to_string())?;
+    let config = resolve(&[Layer::defaults(), stored]).map_err(|e| e.to_string())?.config;
+    let (id, legacy) = (crate::runs::run_id(&config), crate::runs::legacy_run_id(&config));
+    if id != spec.id && legacy != spec.id && legacy != spec.legacy_id {
+        return Err(format!("config.toml describes run {id}, not {}", spec.id));
+    }
+    let rows: Vec<EvalRow> = dir.read_csv(&dir.eval_csv()).map_err(|e| e.to_string())?;
+    if !rows.iter().any(|r| r.subtask.starts_with("avg_")) {
+        return Err("eval.csv has no average rows (cut short?)".into());
+    }
+    if let Some(bad) = rows.iter().find(|r| !r.score.is_finite()) {
+        return Err(format!("eval.csv: `{}` scores {}", bad.subtask, bad.score));
+    }
+    Ok(rows)
+}
+
+/// Moves a run's results aside into `history/<n>-<time>/` before it is trained again,
+/// so no finished result is lost; returns the record the new manifest keeps.
+fn archive(dir: &RunDir, previous: Option<&Manifest>, reason: String) -> Result<crate::runs::manifest::Rerun, StoreError> {
+    let n = previous.map_or(0, |m| m.reruns.len()) + 1;
+    let when = now_rfc3339();
+    let name = format!("{n}-{}", when.replace(':', ""));
+    let target = dir.path.join("history").join(&name);
+    let io = |source| StoreError::Io { path: target.clone(), source };
+    std::fs::create_dir_all(&target).map_err(io)?;
+    for file in ["manifest.json", "config.toml", "train.csv", "eval.csv", "predictions.csv", "model"] {
+        let from = dir.path.join(file);
+        if from.exists() {
+            std::fs::rename(&from, target.join(file)).map_err(io)?;
+        }
+    }
+    Ok(crate::runs::manifest::Rerun {
+        archived_to: format!("history/{name}"),
+        previous_status: previous.map(|m| m.status),
+        previous_ended: previous.and_then(|m| m.ended.clone()),
+        previous_commit: previous.and_then(|m| m.provenance.build.as_ref().map(|b| b.short()).or(m.provenance.git_commit.clone())),
+        reason,
+        when,
+    })
+}
+
+/// What an error or panic during a run says.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+/// Trains and evaluates one run, storing config, manifest, train.csv, eval.csv,
+/// predictions.csv and the final weights (`model/model.mpk`) in its folder. A run
+/// that fails, for whatever reason (bad data, a diverging loss, a full disk, a
+/// panic), ends `failed` with the reason, so a sweep can go on with the others.
+///
 /// With several `devices`, training is data parallel over them (see [`train::train`]);
 /// evaluation runs on the first.
 pub fn run_one<B: AutodiffBackend>(
@@ -93,50 +158,139 @@ pub fn run_one<B: AutodiffBackend>(
     devices: &[B::Device],
     progress: Progress<'_>,
 ) -> Result<Outcome, StoreError> {
-    let device = devices.first().expect("at least one device");
     check_clean(spec, opts)?;
     let dir = run_dir(spec);
     let Some(_lock) = dir.try_lock()? else {
         return Ok(Outcome::Busy { dir: dir.path });
     };
-    if !opts.force {
-        if let Some(m) = dir.read_manifest()? {
-            if m.status == Status::Done {
-                return Ok(Outcome::Skipped { dir: dir.path });
-            }
-        }
-    }
+    crate::runs::store::link_entry(spec, &dir)?;
     let config = &spec.resolved.config;
     let checkpoints = train::Checkpoints { dir: dir.path.join("checkpoint"), every: config.train.checkpoint_every };
-    if opts.force {
+    let previous = dir.read_manifest();
+    let mut manifest = Manifest::for_run(spec, Provenance::collect(&opts.backend, &opts.device));
+    for warning in &manifest.provenance.warnings {
+        eprintln!("warning: {warning}");
+    }
+    // What to keep of an earlier attempt, and whether its results must be set aside first.
+    let redo = match &previous {
+        Ok(Some(m)) if m.status == Status::Done => match verify_done(spec, &dir) {
+            Ok(_) if opts.force => Some("--force".to_string()),
+            Ok(_) if opts.rerun_stale && is_stale(m) => Some(format!(
+                "--rerun-stale: trained by {}, this binary is {}",
+                m.provenance.build.as_ref().map_or("an older geosr".into(), |b| b.short()),
+                crate::runs::manifest::Build::current().short()
+            )),
+            Ok(_) => return Ok(Outcome::Skipped { dir: dir.path }),
+            Err(why) => Some(format!("damaged: {why}")),
+        },
+        Ok(Some(m)) => {
+            manifest.attempts = m.attempts.clone();
+            manifest.reruns = m.reruns.clone();
+            None
+        }
+        Ok(None) => None,
+        Err(e) => Some(format!("damaged: {e}")),
+    };
+    if let Some(reason) = redo {
+        let old = previous.as_ref().ok().and_then(Option::as_ref);
+        manifest.reruns = old.map(|m| m.reruns.clone()).unwrap_or_default();
+        manifest.reruns.push(archive(&dir, old, reason)?);
+        checkpoints.clear();
+    } else if opts.force {
         checkpoints.clear();
     }
     let resume_from = checkpoints.resume_step();
     let config_toml = toml::to_string_pretty(config).expect("config serializes to TOML");
     crate::runs::write_atomic(&dir.config_path(), config_toml.as_bytes())?;
-    let mut manifest = Manifest {
-        status: Status::Running,
-        started: Some(now_rfc3339()),
-        pid: Some(std::process::id()),
-        slurm_task: slurm_task_from_env(),
-        resumed_from_step: resume_from,
-        ..Manifest::for_run(spec, Provenance::collect(&opts.backend, &opts.device))
-    };
+    manifest.status = Status::Running;
+    manifest.started = Some(now_rfc3339());
+    manifest.pid = Some(std::process::id());
+    manifest.slurm_task = slurm_task_from_env();
+    manifest.resumed_from_step = resume_from;
+    manifest.attempts.push(crate::runs::manifest::Attempt {
+        started: now_rfc3339(),
+        ended: None,
+        host: manifest.provenance.host.clone(),
+        pid: std::process::id(),
+        from_step: resume_from,
+        seconds: None,
+        outcome: None,
+    });
     reset_peak_rss();
     let started = std::time::Instant::now();
     dir.write_manifest(&manifest)?;
 
-    let loaded = data::load(&config.data, Split::Train).and_then(|t| Ok((t, data::load(&config.data, Split::Eval)?)));
-    let (train_data, eval_data) = match loaded {
-        Ok(pair) => pair,
-        Err(e) => {
-            manifest.status = Status::Failed;
-            manifest.reason = Some(format!("data: {e}"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train_and_evaluate::<B>(spec, &dir, &checkpoints, resume_from, opts, devices, progress, &mut manifest)
+    }));
+    let failure = match result {
+        Ok(Ok(eval_rows)) => {
+            finish_attempt(&mut manifest, started, "done");
+            manifest.status = Status::Done;
             manifest.ended = Some(now_rfc3339());
             dir.write_manifest(&manifest)?;
-            return Ok(Outcome::Failed { dir: dir.path, reason: e.to_string() });
+            checkpoints.clear();
+            return Ok(Outcome::Done { dir: dir.path, eval: eval_rows });
         }
+        Ok(Err(failure)) => failure,
+        Err(payload) => Failure { reason: format!("panicked: {}", panic_text(payload.as_ref())), step: None },
     };
+    finish_attempt(&mut manifest, started, "failed");
+    manifest.status = Status::Failed;
+    manifest.reason = Some(failure.reason.clone());
+    manifest.failed_step = failure.step;
+    manifest.ended = Some(now_rfc3339());
+    // On a full disk this write can fail too; the manifest then stays `running`, and
+    // with the lock released the run shows as interrupted and resumes.
+    dir.write_manifest(&manifest)?;
+    Ok(Outcome::Failed { dir: dir.path, reason: failure.reason })
+}
+
+/// Why a run failed, and at which training step when it failed while training.
+struct Failure {
+    reason: String,
+    step: Option<usize>,
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure { reason: e.to_string(), step: None }
+    }
+}
+
+fn finish_attempt(manifest: &mut Manifest, started: std::time::Instant, outcome: &str) {
+    if let Some(a) = manifest.attempts.last_mut() {
+        a.ended = Some(now_rfc3339());
+        a.seconds = Some(started.elapsed().as_secs_f64());
+        a.outcome = Some(outcome.into());
+    }
+}
+
+/// The body of [`run_one`]: data, training, evaluation and the result files.
+#[allow(clippy::too_many_arguments)]
+fn train_and_evaluate<B: AutodiffBackend>(
+    spec: &RunSpec,
+    dir: &RunDir,
+    checkpoints: &train::Checkpoints,
+    resume_from: Option<usize>,
+    opts: &RunOptions,
+    devices: &[B::Device],
+    progress: Progress<'_>,
+    manifest: &mut Manifest,
+) -> Result<Vec<EvalRow>, Failure> {
+    let device = devices.first().expect("at least one device");
+    let config = &spec.resolved.config;
+    let data_failure = |e: data::features::FeatureError| Failure { reason: format!("data: {e}"), step: None };
+    let train_data = data::load(&config.data, Split::Train).map_err(data_failure)?;
+    let eval_data = data::load(&config.data, Split::Eval).map_err(data_failure)?;
+    check_same_layout(&train_data, &eval_data)?;
+    if config.data.source == crate::config::DataSource::Features {
+        manifest.data_fingerprint = Some(crate::runs::manifest::DataFingerprint {
+            train: folder_fingerprint(std::path::Path::new(&config.data.features.train)),
+            eval: folder_fingerprint(std::path::Path::new(&config.data.features.eval)),
+        });
+        dir.write_manifest(manifest)?;
+    }
     // A resumed run keeps the rows it logged before the checkpoint.
     let mut rows: Vec<StepRow> = match resume_from {
         Some(step) => read_rows(&dir.train_csv())?.into_iter().filter(|r| r.step < step).collect(),
@@ -145,7 +299,7 @@ pub fn run_one<B: AutodiffBackend>(
     let mut write_error = None;
     let total = train::total_steps(config, train_data.samples.len());
     let mut peak_device = None;
-    let result = train::train::<B>(config, &train_data, devices, Some(&checkpoints), |row| {
+    let result = train::train::<B>(config, &train_data, devices, Some(checkpoints), |row| {
         progress(row, total);
         if let Some(memory) = opts.device_memory {
             memory.sample(&mut peak_device);
@@ -154,30 +308,24 @@ pub fn run_one<B: AutodiffBackend>(
         // Flush now and then so a watcher sees progress, and always just before a
         // checkpoint is taken, so a resumed run finds every row up to it on disk.
         let before_checkpoint = (row.step + 1) % config.train.checkpoint_every.max(1) == 0;
-        if rows.len() % 50 == 0 || before_checkpoint {
+        if write_error.is_none() && (rows.len() % 50 == 0 || before_checkpoint) {
             if let Err(e) = dir.write_csv(&dir.train_csv(), &rows) {
-                write_error.get_or_insert(e);
+                write_error = Some(e);
             }
         }
     });
     if let Some(e) = write_error {
-        return Err(e);
+        return Err(e.into());
     }
     dir.write_csv(&dir.train_csv(), &rows)?;
-    let model = match result {
-        Ok(model) => model,
-        Err(e) => {
-            manifest.status = Status::Failed;
-            manifest.reason = Some(e.to_string());
-            if let train::TrainError::NonFinite { step, .. } = &e {
-                manifest.failed_step = Some(*step);
-            }
-            manifest.ended = Some(now_rfc3339());
-            dir.write_manifest(&manifest)?;
-            return Ok(Outcome::Failed { dir: dir.path, reason: e.to_string() });
-        }
-    };
-    let train_seconds = started.elapsed().as_secs_f64();
+    let model = result.map_err(|e| {
+        let step = match &e {
+            train::TrainError::NonFinite { step, .. } | train::TrainError::Diverged { step, .. } => Some(*step),
+            train::TrainError::Checkpoint(_) => None,
+        };
+        Failure { reason: e.to_string(), step }
+    })?;
+    let train_seconds = rows.last().map_or(0.0, |r| r.elapsed_s);
     let batcher = train::batcher_for(config, &eval_data);
     // Predicting first also warms up: on a GPU the first pass compiles and tunes
     // kernels (measured on an H100: 1.5 ms/sample cold against 0.1 warm), and the
@@ -186,25 +334,73 @@ pub fn run_one<B: AutodiffBackend>(
     let timer = std::time::Instant::now();
     let plain = eval::time_inference(&model, &eval_data, &batcher, config.eval.batch_size, device);
     let infer_ms_per_sample = 1000.0 * timer.elapsed().as_secs_f64() / plain.max(1) as f64;
+    let mut peak = peak_device;
     if let Some(memory) = opts.device_memory {
-        memory.sample(&mut peak_device);
+        memory.sample(&mut peak);
     }
     manifest.cost = Some(Cost {
         params: model.answering_params(),
         train_seconds,
         infer_ms_per_sample,
         peak_rss_bytes: peak_rss_bytes(),
-        peak_device_bytes: peak_device,
+        peak_device_bytes: peak,
     });
+    if let Some(bad) = predictions.iter().find(|p| !p.prediction.is_finite()) {
+        return Err(Failure { reason: format!("evaluation: question {} was answered {}", bad.index, bad.prediction), step: None });
+    }
     let prior = eval::QuestionPrior::learn(&train_data);
     let eval_rows = eval::summarize(&eval_data, &predictions, Some(&prior));
+    if config.output.keep_weights {
+        let bytes = train::weights_bytes(&model).map_err(|e| Failure { reason: format!("saving the weights: {e}"), step: None })?;
+        crate::runs::write_atomic(&dir.path.join("model").join("model.mpk"), &bytes)?;
+    }
     dir.write_csv(&dir.path.join("predictions.csv"), &predictions)?;
     dir.write_csv(&dir.eval_csv(), &eval_rows)?;
-    manifest.status = Status::Done;
-    manifest.ended = Some(now_rfc3339());
-    dir.write_manifest(&manifest)?;
-    checkpoints.clear();
-    Ok(Outcome::Done { dir: dir.path, eval: eval_rows })
+    Ok(eval_rows)
+}
+
+/// Refuses an evaluation split whose tokens a model of the training split cannot read.
+fn check_same_layout(train: &data::Dataset, eval: &data::Dataset) -> Result<(), Failure> {
+    let layout = |d: &data::Dataset| (d.bench, d.frames, d.vision_grid, d.geometry_grid, d.vision_channels, d.geometry_channels);
+    if layout(train) != layout(eval) {
+        return Err(Failure {
+            reason: format!(
+                "data: the evaluation split's layout (bench, frames, vision grid, geometry grid, channels) {:?} \
+                 differs from the training split's {:?}",
+                layout(eval),
+                layout(train)
+            ),
+            step: None,
+        });
+    }
+    Ok(())
+}
+
+/// SHA-256 prefix over every file under `dir` (relative paths and contents), in name order.
+fn folder_fingerprint(dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.strip_prefix(dir).unwrap_or(&file).to_string_lossy().as_bytes());
+        hasher.update([0]);
+        if let Ok(mut f) = std::fs::File::open(&file) {
+            let _ = std::io::copy(&mut f, &mut hasher);
+        }
+    }
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// `JOBID_TASK` of the Slurm array task running this process, if any.

@@ -137,6 +137,8 @@ pub fn submit(
     results_dir: &Path,
     opts: &SlurmOptions,
 ) -> Result<Submission, SlurmError> {
+    // Nothing is written for a submission that cannot happen.
+    run("sbatch", &["--version"])?;
     let experiment = &plan[indices[0]].experiment;
     let dir = slurm_dir(results_dir, experiment);
     let log_dir = std::path::absolute(dir.join("logs")).unwrap_or_else(|_| dir.join("logs"));
@@ -145,7 +147,14 @@ pub fn submit(
     let stamp = crate::runs::manifest::now_rfc3339();
     let script_path = dir.join(format!("sweep-{}.sbatch", stamp.replace([':', '-'], "")));
     write_atomic(&script_path, script(plan, indices, cmd, workdir, &log_dir, opts).as_bytes())?;
-    let out = run("sbatch", &["--parsable", &script_path.display().to_string()])?;
+    let out = match run("sbatch", &["--parsable", &script_path.display().to_string()]) {
+        Ok(out) => out,
+        Err(e) => {
+            // A refused submission leaves no script that looks submitted.
+            let _ = std::fs::remove_file(&script_path);
+            return Err(e);
+        }
+    };
     // `--parsable` prints `jobid` or `jobid;cluster`.
     let job_id = out.trim().split(';').next().unwrap_or("").to_string();
     if job_id.is_empty() || !job_id.chars().all(|c| c.is_ascii_digit()) {

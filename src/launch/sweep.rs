@@ -28,6 +28,9 @@ pub enum RunState {
     /// Started, but its process is gone without finishing (killed, machine lost).
     Interrupted,
     Failed(String),
+    /// Its stored files cannot be trusted (an unreadable manifest, a done run with a
+    /// missing config or a broken eval.csv): trained again, the old files kept aside.
+    Damaged(String),
     Pending,
 }
 
@@ -39,6 +42,7 @@ impl RunState {
             RunState::Queued(_) => "queued",
             RunState::Interrupted => "interrupted",
             RunState::Failed(_) => "failed",
+            RunState::Damaged(_) => "damaged",
             RunState::Pending => "pending",
         }
     }
@@ -47,14 +51,14 @@ impl RunState {
         match self {
             RunState::Queued(t) | RunState::SlurmRunning(t) => format!("slurm {t}"),
             RunState::Interrupted => "resumes from its last checkpoint when run again".into(),
-            RunState::Failed(reason) => reason.clone(),
+            RunState::Failed(reason) | RunState::Damaged(reason) => reason.clone(),
             _ => String::new(),
         }
     }
 
     /// Whether a sweep should (re)start it: not finished and nobody is on it.
     pub fn needs_run(&self) -> bool {
-        matches!(self, RunState::Interrupted | RunState::Failed(_) | RunState::Pending)
+        matches!(self, RunState::Interrupted | RunState::Failed(_) | RunState::Damaged(_) | RunState::Pending)
     }
 }
 
@@ -78,12 +82,18 @@ pub fn states(plan: &[RunSpec]) -> Result<Vec<RunState>, StoreError> {
     plan.iter()
         .map(|spec| {
             let dir = super::run_dir(spec);
-            let manifest = dir.read_manifest()?;
-            if manifest.as_ref().is_some_and(|m| m.status == Status::Done) {
-                return Ok(RunState::Done);
-            }
             if dir.is_locked() {
                 return Ok(RunState::Running);
+            }
+            let manifest = match dir.read_manifest() {
+                Ok(m) => m,
+                Err(e) => return Ok(RunState::Damaged(e.to_string())),
+            };
+            if manifest.as_ref().is_some_and(|m| m.status == Status::Done) {
+                return Ok(match super::verify_done(spec, &dir) {
+                    Ok(_) => RunState::Done,
+                    Err(why) => RunState::Damaged(why),
+                });
             }
             let stored = match &manifest {
                 None => RunState::Pending,

@@ -17,36 +17,26 @@ use crate::config::{Average, RunSpec};
 use crate::eval::Prediction;
 use crate::runs::{RunDir, Status, StoreError};
 
-/// A parsed claim `left > right` (a claim written with `<` is stored flipped).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claim {
-    pub text: String,
-    pub better: String,
-    pub worse: String,
-}
-
-pub fn parse(text: &str) -> Option<Claim> {
-    let (l, r, flip) = if let Some((l, r)) = text.split_once('>') {
-        (l, r, false)
-    } else {
-        let (l, r) = text.split_once('<')?;
-        (l, r, true)
-    };
-    let (l, r) = (l.trim().to_string(), r.trim().to_string());
-    if l.is_empty() || r.is_empty() {
-        return None;
-    }
-    let (better, worse) = if flip { (r, l) } else { (l, r) };
-    Some(Claim { text: text.trim().to_string(), better, worse })
-}
+pub use crate::config::experiment::{parse_claim as parse, Claim};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub claim: Claim,
-    /// Observed Avg.(better) - Avg.(worse), in points; `None` without runs on both sides.
+    /// Observed Avg.(better) - Avg.(worse), in points; `None` without runs on both
+    /// sides, or when the rows' averages cannot be compared.
     pub difference: Option<f64>,
     pub ci95: Option<(f64, f64)>,
     pub seeds: (usize, usize),
+    /// Why there is no difference although both rows have runs.
+    pub incomparable: Option<String>,
+}
+
+impl Verdict {
+    /// Whether the interval resamples seeds too: only a row with two or more seeds
+    /// has a spread over seeds to resample.
+    pub fn over_seeds(&self) -> bool {
+        self.seeds.0 >= 2 || self.seeds.1 >= 2
+    }
 }
 
 impl Verdict {
@@ -57,6 +47,7 @@ impl Verdict {
             (Some(d), Some((lo, _))) if d > 0.0 && lo > 0.0 => "held",
             (Some(d), _) if d > 0.0 => "held, not significant",
             (Some(_), _) => "did not hold",
+            _ if self.incomparable.is_some() => "not comparable",
             _ => "no runs",
         }
     }
@@ -88,14 +79,26 @@ fn average(preds: &[Prediction], picks: &[usize], how: Average) -> f64 {
 }
 
 /// Checks each claim on the finished runs of `plan`, with `draws` bootstrap draws.
+///
+/// Each row's Avg. is its own benchmark's average; a claim between rows of different
+/// benchmarks or averages is reported as not comparable. Runs whose files cannot be
+/// read are left out (the table names them).
 pub fn check(claims: &[String], plan: &[RunSpec], draws: usize) -> Result<Vec<Verdict>, StoreError> {
     let mut runs: BTreeMap<String, Vec<Vec<Prediction>>> = BTreeMap::new();
-    let mut how = Average::Macro;
+    let mut kinds: BTreeMap<String, (crate::config::Bench, Average)> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
     for spec in plan {
-        how = spec.resolved.config.eval.average;
+        let config = &spec.resolved.config;
+        kinds.entry(spec.label.clone()).or_insert((config.data.bench, config.eval.average));
+        if !seen.insert((spec.label.clone(), spec.id.clone())) {
+            continue;
+        }
         let dir = crate::launch::run_dir(spec);
-        if dir.read_manifest()?.map(|m| m.status) == Some(Status::Done) {
-            runs.entry(spec.label.clone()).or_default().push(load_scores(&dir)?);
+        let done = dir.read_manifest().ok().flatten().is_some_and(|m| m.status == Status::Done);
+        if done && crate::launch::verify_done(spec, &dir).is_ok() {
+            if let Ok(scores) = load_scores(&dir) {
+                runs.entry(spec.label.clone()).or_default().push(scores);
+            }
         }
     }
     let mut verdicts = Vec::new();
@@ -105,9 +108,16 @@ pub fn check(claims: &[String], plan: &[RunSpec], draws: usize) -> Result<Vec<Ve
         let (x, y) = (runs.get(&claim.better).unwrap_or(&empty), runs.get(&claim.worse).unwrap_or(&empty));
         let seeds = (x.len(), y.len());
         if x.is_empty() || y.is_empty() {
-            verdicts.push(Verdict { claim, difference: None, ci95: None, seeds });
+            verdicts.push(Verdict { claim, difference: None, ci95: None, seeds, incomparable: None });
             continue;
         }
+        let (kind_x, kind_y) = (kinds.get(&claim.better), kinds.get(&claim.worse));
+        if kind_x != kind_y {
+            let why = format!("`{}` is {:?} ({:?} average), `{}` is {:?} ({:?} average)", claim.better, kind_x.map(|k| k.0), kind_x.map(|k| k.1), claim.worse, kind_y.map(|k| k.0), kind_y.map(|k| k.1));
+            verdicts.push(Verdict { claim, difference: None, ci95: None, seeds, incomparable: Some(why) });
+            continue;
+        }
+        let how = kind_x.map_or(Average::Macro, |k| k.1);
         let n = x[0].len();
         let paired = x.iter().chain(y.iter()).all(|r| r.len() == n && r.iter().zip(&x[0]).all(|(a, b)| a.subtask == b.subtask));
         let all: Vec<usize> = (0..n).collect();
@@ -139,21 +149,25 @@ pub fn check(claims: &[String], plan: &[RunSpec], draws: usize) -> Result<Vec<Ve
         }
         diffs.sort_by(f64::total_cmp);
         let q = |p: f64| diffs[((p * (draws - 1) as f64).round() as usize).min(draws - 1)];
-        verdicts.push(Verdict { claim, difference: Some(difference), ci95: Some((q(0.025), q(0.975))), seeds });
+        verdicts.push(Verdict { claim, difference: Some(difference), ci95: Some((q(0.025), q(0.975))), seeds, incomparable: None });
     }
     Ok(verdicts)
 }
 
 /// Claims as a small Markdown-style table.
 pub fn render(verdicts: &[Verdict]) -> String {
-    let mut out = String::from("Claims (Avg., bootstrap over seeds and questions, 95% CI):\n");
+    let mut out = String::from("Claims (Avg., 95% CI by bootstrap over seeds (rows with two or more) and questions):\n");
     for v in verdicts {
         let diff = v.difference.map(|d| format!("{d:+.1}")).unwrap_or_else(|| "–".into());
         let ci = v.ci95.map(|(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]")).unwrap_or_else(|| "–".into());
+        let only_questions = if v.difference.is_some() && !v.over_seeds() { "  (one seed each: CI over questions only)" } else { "" };
         out.push_str(&format!(
-            "  {:<28} diff {:>6}  CI {:<16} seeds {}/{}  {}\n",
+            "  {:<28} diff {:>6}  CI {:<16} seeds {}/{}  {}{only_questions}\n",
             v.claim.text, diff, ci, v.seeds.0, v.seeds.1, v.outcome()
         ));
+        if let Some(why) = &v.incomparable {
+            out.push_str(&format!("    {why}\n"));
+        }
     }
     out
 }
@@ -173,7 +187,7 @@ mod tests {
     #[test]
     fn outcome_needs_the_interval_to_exclude_zero() {
         let c = parse("a > b").unwrap();
-        let v = |d, lo, hi| Verdict { claim: c.clone(), difference: Some(d), ci95: Some((lo, hi)), seeds: (3, 3) };
+        let v = |d, lo, hi| Verdict { claim: c.clone(), difference: Some(d), ci95: Some((lo, hi)), seeds: (3, 3), incomparable: None };
         assert_eq!(v(2.0, 0.5, 3.0).outcome(), "held");
         assert_eq!(v(2.0, -0.5, 3.0).outcome(), "held, not significant");
         assert_eq!(v(-1.0, -2.0, 0.5).outcome(), "did not hold");

@@ -4,4 +4,5 @@ pub mod claims;
 pub mod diff;
 pub mod paper;
 pub mod plot;
+pub mod stray;
 pub mod table;

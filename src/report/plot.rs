@@ -112,7 +112,9 @@ fn series_name(s: &BarSeries) -> String {
 pub fn figure(exp: &Experiment, plan: &[RunSpec]) -> Result<Figure, PlotError> {
     let table = table::build(exp, plan, true)?;
     if table.rows.iter().all(|r| r.seeds_done == 0) {
-        let dir = plan.first().map_or_else(PathBuf::new, |s| crate::launch::run_dir(s).path.parent().map(Path::to_path_buf).unwrap_or_default());
+        let dir = plan.first().map_or_else(PathBuf::new, |s| {
+            crate::runs::store::entry_path(Path::new(&s.resolved.config.output.results_dir), &s.experiment, "")
+        });
         return Err(PlotError::NoRuns { experiment: exp.name.clone(), dir });
     }
     let numeric_sweep = plan.first().is_some_and(|s| !s.sweep.is_empty())

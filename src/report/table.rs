@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::config::{Average, Experiment, RunSpec};
 use crate::eval::EvalRow;
 use crate::runs::manifest::Cost;
-use crate::runs::{RunDir, Status, StoreError};
+use crate::runs::{Status, StoreError};
 
 use super::paper::PaperTable;
 
@@ -23,12 +23,13 @@ impl Cell {
         (!self.values.is_empty()).then(|| self.values.iter().sum::<f64>() / self.values.len() as f64)
     }
 
-    /// Sample standard deviation (n - 1); 0 for a single seed.
+    /// Sample standard deviation (n - 1); `None` below two seeds, where the spread is
+    /// unknown (not zero).
     pub fn std(&self) -> Option<f64> {
         let m = self.mean()?;
         let n = self.values.len();
         if n < 2 {
-            return Some(0.0);
+            return None;
         }
         Some((self.values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt())
     }
@@ -45,6 +46,23 @@ pub struct Row {
     pub paper: Vec<Option<f64>>,
     pub seeds_done: usize,
     pub seeds_planned: usize,
+    /// The average this row's Avg. is: its own benchmark's (macro for the static
+    /// benchmark's Table 3, micro for the dynamic one's Table 4).
+    pub average: Average,
+    /// The code behind the row's finished runs: each distinct build (short commit,
+    /// `*` when built from uncommitted source) with its source fingerprint.
+    pub code: Vec<Code>,
+    /// The finished runs the row's cells come from: (seed, run id).
+    pub runs: Vec<(u64, String)>,
+}
+
+/// One build of geosr that trained runs of a table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Code {
+    /// `1a2b3c4`, `1a2b3c4*`, or `unknown` for runs that predate build records.
+    pub commit: String,
+    /// The source fingerprint, or the commit and tree state for older runs.
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +76,9 @@ pub struct Table {
     /// blind guess (`chance`) and the question prior (`prior`). A column gets a
     /// value only when every finished run agrees on it (they saw the same questions).
     pub baselines: Vec<Baseline>,
+    /// What a reader must know: runs skipped because their files are damaged, rows
+    /// trained by different code.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +92,7 @@ pub const BLIND_GUESS: &str = "blind guess";
 pub const QUESTION_PRIOR: &str = "question prior";
 
 /// The baselines' values per column: each score column's value when all runs agree.
-fn baselines(columns: &[(String, String)], avg_key: &str, evals: &BTreeMap<String, Vec<Vec<EvalRow>>>) -> Vec<Baseline> {
+fn baselines(columns: &[(String, String)], avg_keys: &BTreeMap<String, &str>, evals: &BTreeMap<String, Vec<Vec<EvalRow>>>) -> Vec<Baseline> {
     let readers: [(&str, fn(&EvalRow) -> Option<f64>); 2] =
         [(BLIND_GUESS, |r| Some(r.chance)), (QUESTION_PRIOR, |r| r.prior)];
     readers
@@ -84,8 +105,10 @@ fn baselines(columns: &[(String, String)], avg_key: &str, evals: &BTreeMap<Strin
                     if is_cost(key) {
                         return None;
                     }
-                    let key = if key == "avg" { avg_key } else { key.as_str() };
-                    let mut values = evals.values().flatten().map(|rows| rows.iter().find(|r| r.subtask == key).and_then(read));
+                    let mut values = evals.iter().flat_map(|(label, runs)| {
+                        let key = if key == "avg" { avg_keys.get(label).copied().unwrap_or("avg_macro") } else { key.as_str() };
+                        runs.iter().map(move |rows| rows.iter().find(|r| r.subtask == key).and_then(read))
+                    });
                     let first = values.next()??;
                     values.all(|v| v.is_some_and(|v| (v - first).abs() < 1e-6)).then_some(first)
                 })
@@ -141,25 +164,31 @@ pub fn is_cost(key: &str) -> bool {
 }
 
 /// A cell's text: the mean with the precision its column needs, then ± the std
-/// over seeds (always for scores, as the paper prints them; for costs only when
-/// there are several seeds).
+/// over seeds when there are two or more (one seed's spread is unknown, not 0).
 fn cell_text(key: &str, cell: &Cell, pm: &str) -> Option<String> {
-    let (m, sd) = (cell.mean()?, cell.std()?);
+    let m = cell.mean()?;
     let mean = match cost_column(key) {
-        None => return Some(format!("{m:.1}{pm}{sd:.1}")),
+        None => format!("{m:.1}"),
         Some((_, true)) => format!("{m:+.1}"),
         Some((c, false)) => format!("{m:.*}", c.decimals),
     };
-    Some(if cell.values.len() > 1 { format!("{mean}{pm}{sd:.1}") } else { mean })
+    Some(match cell.std() {
+        Some(sd) => format!("{mean}{pm}{sd:.1}"),
+        None => mean,
+    })
 }
 
-fn read_eval(dir: &RunDir) -> Result<Vec<EvalRow>, StoreError> {
-    let path = dir.eval_csv();
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| StoreError::Format { path: path.clone(), message: e.to_string() })?;
-    reader
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::Format { path, message: e.to_string() })
+/// The code a finished run records.
+fn code_of(manifest: &crate::runs::Manifest) -> Code {
+    match &manifest.provenance.build {
+        Some(b) => Code { commit: b.short(), source: b.source_hash.clone() },
+        None => {
+            let p = &manifest.provenance;
+            let commit = p.git_commit.as_deref().map_or("unknown".to_string(), |c| c[..c.len().min(7)].to_string());
+            let commit = if p.git_dirty { format!("{commit}*") } else { commit };
+            Code { source: format!("{commit}:{}", p.git_diff_hash.as_deref().unwrap_or("")), commit }
+        }
+    }
 }
 
 /// Builds the table of `exp` from the runs in `plan` that are done.
@@ -175,22 +204,42 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
     }
     let mut evals: BTreeMap<String, Vec<Vec<EvalRow>>> = BTreeMap::new();
     let mut costs: BTreeMap<String, Vec<Option<Cost>>> = BTreeMap::new();
+    let mut codes: BTreeMap<String, Vec<Code>> = BTreeMap::new();
+    let mut finished: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    let mut averages: BTreeMap<String, Average> = BTreeMap::new();
+    let mut notes = Vec::new();
     let mut subtask_names: Vec<(String, String)> = Vec::new();
-    let mut average = Average::Macro;
     if let Some(first) = plan.first() {
         for st in crate::data::subtasks(first.resolved.config.data.bench) {
             subtask_names.push((st.key.to_string(), st.name.to_string()));
         }
     }
     for (label, _, specs) in groups.values() {
-        for spec in specs {
-            average = spec.resolved.config.eval.average;
+        // Each row's Avg. is its own benchmark's average (a figure may mix benchmarks).
+        if let Some(spec) = specs.first() {
+            averages.insert(label.clone(), spec.resolved.config.eval.average);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for spec in specs.iter().filter(|s| seen.insert(s.id.clone())) {
             let dir = crate::launch::run_dir(spec);
-            let Some(manifest) = dir.read_manifest()?.filter(|m| m.status == Status::Done) else {
-                continue;
+            let manifest = match dir.read_manifest() {
+                Ok(Some(m)) if m.status == Status::Done => m,
+                Ok(_) => continue,
+                Err(e) => {
+                    notes.push(format!("skipped {label} seed {}: {e}", spec.seed));
+                    continue;
+                }
             };
-            costs.entry(label.clone()).or_default().push(manifest.cost);
-            let rows = read_eval(&dir)?;
+            let rows = match crate::launch::verify_done(spec, &dir) {
+                Ok(rows) => rows,
+                Err(why) => {
+                    notes.push(format!("skipped {label} seed {} ({}): {why}", spec.seed, dir.path.display()));
+                    continue;
+                }
+            };
+            costs.entry(label.clone()).or_default().push(manifest.cost.clone());
+            codes.entry(label.clone()).or_default().push(code_of(&manifest));
+            finished.entry(label.clone()).or_default().push((spec.seed, spec.id.clone()));
             for r in rows.iter().filter(|r| !r.subtask.starts_with("avg_")) {
                 if !subtask_names.iter().any(|(k, _)| k == &r.subtask) {
                     subtask_names.push((r.subtask.clone(), r.name.clone()));
@@ -216,10 +265,11 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
             })
             .collect()
     };
-    let avg_key = match average {
+    let avg_key = |a: Average| match a {
         Average::Macro => "avg_macro",
         Average::Micro => "avg_micro",
     };
+    let avg_keys: BTreeMap<String, &str> = averages.iter().map(|(l, a)| (l.clone(), avg_key(*a))).collect();
     columns.push(("avg".into(), "Avg.".into()));
 
     let paper = match (&exp.file.reference, reference) {
@@ -250,7 +300,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
                         .collect(),
                 },
                 None => {
-                    let key = if key == "avg" { avg_key } else { key.as_str() };
+                    let key = if key == "avg" { avg_keys.get(label).copied().unwrap_or("avg_macro") } else { key.as_str() };
                     Cell { values: runs.iter().filter_map(|r| r.iter().find(|e| e.subtask == key).map(|e| e.score)).collect() }
                 }
             })
@@ -276,11 +326,39 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
             cells,
             paper: paper_values,
             seeds_done: runs.len(),
-            seeds_planned: specs.len(),
+            seeds_planned: specs.iter().map(|s| &s.id).collect::<std::collections::HashSet<_>>().len(),
+            average: averages.get(label).copied().unwrap_or(Average::Macro),
+            code: {
+                let mut c = codes.get(label).cloned().unwrap_or_default();
+                c.sort();
+                c.dedup();
+                c
+            },
+            runs: finished.get(label).cloned().unwrap_or_default(),
         });
     }
-    let baselines = baselines(&columns, avg_key, &evals);
-    Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows, baselines })
+    let baselines = baselines(&columns, &avg_keys, &evals);
+    notes.extend(mixed_code_note(&rows));
+    Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows, baselines, notes })
+}
+
+/// A warning when the table's finished runs were trained by more than one build.
+fn mixed_code_note(rows: &[Row]) -> Option<String> {
+    let mut by_code: BTreeMap<&Code, Vec<&str>> = BTreeMap::new();
+    for row in rows {
+        for code in &row.code {
+            by_code.entry(code).or_default().push(&row.label);
+        }
+    }
+    (by_code.len() > 1).then(|| {
+        let parts: Vec<String> = by_code.iter().map(|(code, labels)| format!("{} from {}", labels.join(", "), code.commit)).collect();
+        format!(
+            "warning: these runs were trained by {} different builds of geosr: {}; \
+             `geosr sweep EXPERIMENT --rerun-stale` trains again those this build did not",
+            by_code.len(),
+            parts.join("; ")
+        )
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +405,7 @@ impl Table {
         header.extend(self.marks.iter().cloned());
         header.extend(self.columns.iter().map(|(_, name)| name.clone()));
         header.push("seeds".into());
+        header.push("commit".into());
         b.push_record(header);
         for (i, row) in self.rows.iter().enumerate() {
             let mut rec = vec![row.label.clone()];
@@ -346,12 +425,14 @@ impl Table {
                 rec.push(text);
             }
             rec.push(format!("{}/{}", row.seeds_done, row.seeds_planned));
+            rec.push(row.code.iter().map(|c| c.commit.as_str()).collect::<Vec<_>>().join(", "));
             b.push_record(rec);
         }
         for baseline in &self.baselines {
             let mut rec = vec![format!("({})", baseline.name)];
             rec.extend(self.marks.iter().map(|_| String::new()));
             rec.extend(baseline.values.iter().map(|v| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())));
+            rec.push(String::new());
             rec.push(String::new());
             b.push_record(rec);
         }
@@ -361,10 +442,21 @@ impl Table {
             _ => table.with(Style::psql()).to_string(),
         };
         let mut legend = match format {
-            Format::Markdown => "Mean ± std over seeds; **best**, _second best_.",
-            _ => "Mean ± std over seeds; ① best, ② second best.",
+            Format::Markdown => "Mean ± std over seeds (no spread from one seed); **best**, _second best_.",
+            _ => "Mean ± std over seeds (no spread from one seed); ① best, ② second best.",
         }
         .to_string();
+        let averages: std::collections::BTreeSet<&str> = self
+            .rows
+            .iter()
+            .map(|r| match r.average {
+                Average::Macro => "macro",
+                Average::Micro => "micro",
+            })
+            .collect();
+        if averages.len() > 1 {
+            legend.push_str(" Avg. is each row's own benchmark's average: macro over subtasks (static), micro over questions (dynamic).");
+        }
         if self.has_paper() {
             legend.push_str(" The paper's number in parentheses.");
         }
@@ -374,12 +466,13 @@ impl Table {
                  a constant guess, and the best answer to each question's words in the training split.",
             );
         }
-        format!("{}\n\n{body}\n\n{legend}\n", self.title)
+        let notes: String = self.notes.iter().map(|n| format!("\n{n}")).collect();
+        format!("{}\n\n{body}\n\n{legend}\n{notes}{}", self.title, if notes.is_empty() { "" } else { "\n" })
     }
 
     fn csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(["setting", "column", "mean", "std", "seeds", "rank", "paper"]).expect("in memory");
+        w.write_record(["setting", "column", "mean", "std", "seeds", "rank", "paper", "commit"]).expect("in memory");
         for c in 0..self.columns.len() {
             let ranks = ranks(self, c);
             for (i, row) in self.rows.iter().enumerate() {
@@ -393,13 +486,14 @@ impl Table {
                     cell.values.len().to_string(),
                     ranks[i].map(|r| r.to_string()).unwrap_or_default(),
                     opt(row.paper[c]),
+                    row.code.iter().map(|c| c.commit.as_str()).collect::<Vec<_>>().join(" "),
                 ])
                 .expect("in memory");
             }
             for baseline in &self.baselines {
                 if let Some(v) = baseline.values[c] {
                     let (setting, column) = (format!("({})", baseline.name), self.columns[c].0.clone());
-                    w.write_record([setting, column, format!("{v:.4}"), String::new(), String::new(), String::new(), String::new()])
+                    w.write_record([setting, column, format!("{v:.4}"), String::new(), String::new(), String::new(), String::new(), String::new()])
                         .expect("in memory");
                 }
             }

@@ -1,5 +1,6 @@
 //! Finding a stored run from what a person types: the path of a run folder, or a
-//! run id (or a unique prefix of one) anywhere under `<results>/runs/`.
+//! run id (or a unique prefix of one) in `<results>/store/` or, for runs stored
+//! before the store, under `<results>/runs/`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,15 +13,25 @@ pub fn find_run(results_dir: &Path, query: &str) -> Result<RunDir, StoreError> {
     if dir.manifest_path().is_file() || dir.config_path().is_file() {
         return Ok(dir);
     }
-    let searched = results_dir.join("runs");
+    let searched = results_dir.to_path_buf();
     let not_found = || StoreError::RunNotFound { query: query.to_string(), searched: searched.clone() };
     let prefix = query.to_ascii_lowercase();
     if prefix.is_empty() || prefix.len() > 10 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(not_found());
     }
     let mut matches: Vec<PathBuf> = Vec::new();
-    for experiment in read_dirs(&searched)? {
+    for run in read_dirs(&results_dir.join("store"))? {
+        let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with(&prefix) {
+            matches.push(run);
+        }
+    }
+    for experiment in read_dirs(&results_dir.join("runs"))? {
         for run in read_dirs(&experiment)? {
+            // Links into the store were found there.
+            if std::fs::symlink_metadata(&run).is_ok_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
             // Folder names are `<label>-s<seed>-<id>`; labels may contain '-', ids never do.
             let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if name.rsplit('-').next().is_some_and(|id| id.starts_with(&prefix)) {
@@ -46,7 +57,8 @@ fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+        // Follows links: an experiment's entries link into the store.
+        if entry.path().is_dir() {
             out.push(entry.path());
         }
     }

@@ -40,6 +40,61 @@ pub struct Manifest {
     /// What the run cost (Table 6), once it finished.
     #[serde(default)]
     pub cost: Option<Cost>,
+    /// The synthetic generator's version ([`crate::data::SYNTHETIC_VERSION`]) for
+    /// synthetic data; `None` for precomputed features.
+    #[serde(default)]
+    pub synthetic_version: Option<u32>,
+    /// Fingerprints of the precomputed features read (train, eval), for features data.
+    #[serde(default)]
+    pub data_fingerprint: Option<DataFingerprint>,
+    /// Every process that worked on this run, oldest first (a resumed run has several).
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// Earlier finished or failed results of this run id, kept under `history/` when
+    /// the run was trained again (`--force`, `--rerun-stale`, or a damaged store).
+    #[serde(default)]
+    pub reruns: Vec<Rerun>,
+}
+
+/// One process's work on a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub started: String,
+    pub ended: Option<String>,
+    pub host: String,
+    pub pid: u32,
+    /// The checkpoint step it resumed from.
+    pub from_step: Option<usize>,
+    /// Wall time of this attempt (training and evaluation), once it ended.
+    pub seconds: Option<f64>,
+    /// How it ended: "done", "failed", or `None` when it was killed.
+    pub outcome: Option<String>,
+}
+
+/// A previous result of the same run id, moved aside when the run was redone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rerun {
+    /// The folder the previous files were moved to, relative to the run's folder.
+    pub archived_to: String,
+    pub previous_status: Option<Status>,
+    pub previous_ended: Option<String>,
+    pub previous_commit: Option<String>,
+    pub reason: String,
+    pub when: String,
+}
+
+/// SHA-256 prefixes over every file of a precomputed-features folder (paths and contents).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    pub train: String,
+    pub eval: String,
+}
+
+impl Manifest {
+    /// Wall time over every attempt that ended (training and evaluation, resumes included).
+    pub fn wall_seconds(&self) -> f64 {
+        self.attempts.iter().filter_map(|a| a.seconds).sum()
+    }
 }
 
 impl Manifest {
@@ -61,6 +116,11 @@ impl Manifest {
             slurm_task: None,
             resumed_from_step: None,
             cost: None,
+            synthetic_version: (spec.resolved.config.data.source == crate::config::DataSource::Synthetic)
+                .then_some(crate::data::SYNTHETIC_VERSION),
+            data_fingerprint: None,
+            attempts: Vec::new(),
+            reruns: Vec::new(),
         }
     }
 }
@@ -93,13 +153,34 @@ pub fn peak_rss_bytes() -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// Where, from which code and on which machine a run ran. Runs are bit-identical
+/// on one machine with one thread count and one build; across CPUs (their SIMD
+/// kernels), thread counts (the order of sums), builds and GPUs they are only
+/// statistically comparable, so every one of those is recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The working tree's commit when the run started (the configs and experiments
+    /// read come from there; the code that ran is [`Provenance::build`]).
     pub git_commit: Option<String>,
     pub git_branch: Option<String>,
+    /// Tracked files differ from the commit, or untracked files exist.
     pub git_dirty: bool,
-    /// The patch of uncommitted changes (tracked and untracked files) when dirty.
+    /// The patch of uncommitted changes to tracked files, cut at [`DIFF_LIMIT`] bytes.
     pub git_diff: Option<String>,
+    /// The patch was longer than [`DIFF_LIMIT`] and was cut.
+    #[serde(default)]
+    pub git_diff_truncated: bool,
+    /// SHA-256 prefix of the whole patch and the untracked files' names and sizes:
+    /// two dirty trees are the same only when these agree.
+    #[serde(default)]
+    pub git_diff_hash: Option<String>,
+    /// Untracked files: paths and sizes only, never their contents (a `.env` with
+    /// secrets, a large data file).
+    #[serde(default)]
+    pub untracked: Vec<UntrackedFile>,
+    /// The binary that ran: its build commit, source fingerprint and features.
+    #[serde(default)]
+    pub build: Option<Build>,
     pub geosr_version: String,
     pub burn_version: String,
     pub rustc_version: String,
@@ -109,10 +190,79 @@ pub struct Provenance {
     pub os: String,
     pub cpu: String,
     pub cpu_cores: usize,
+    /// The CPU's SIMD extensions that select kernels (from /proc/cpuinfo).
+    #[serde(default)]
+    pub cpu_flags: Vec<String>,
+    /// Threads of the pool the CPU kernels run on (the order of parallel sums).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// The GPU's model and driver, on CUDA devices.
+    #[serde(default)]
+    pub gpu: Option<String>,
+    #[serde(default)]
+    pub gpu_driver: Option<String>,
     pub memory_bytes: Option<u64>,
+    /// `GEOSR_*` variables and the thread and device variables in force.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// What looked wrong when the run started (a binary built from other source
+    /// than the working tree's).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The exact command line, shell-quoted.
     pub command: String,
 }
+
+/// A file git does not track: where it is and how large, nothing of what it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UntrackedFile {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// The binary's own build, embedded by `build.rs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    /// The commit the binary was built from, if it was built in a git checkout.
+    pub commit: Option<String>,
+    /// Its source (src/, Cargo.toml, Cargo.lock, build.rs) differed from that commit.
+    pub dirty: bool,
+    /// Fingerprint of that source ([`crate::runs::source::source_hash`]): two runs
+    /// ran the same code exactly when these agree.
+    pub source_hash: String,
+    pub cargo_lock_hash: String,
+    /// `debug` or `release`.
+    pub profile: String,
+    /// Cargo features compiled in (`cuda`).
+    pub features: Vec<String>,
+}
+
+impl Build {
+    /// This binary's build.
+    pub fn current() -> Build {
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Build {
+            commit: text(env!("GEOSRBUILD_COMMIT")),
+            dirty: !env!("GEOSRBUILD_DIRTY").is_empty(),
+            source_hash: env!("GEOSRBUILD_SOURCE_HASH").into(),
+            cargo_lock_hash: env!("GEOSRBUILD_CARGO_LOCK_HASH").into(),
+            profile: env!("GEOSRBUILD_PROFILE").into(),
+            features: if cfg!(feature = "cuda") { vec!["cuda".into()] } else { Vec::new() },
+        }
+    }
+
+    /// `1a2b3c4` or `1a2b3c4*` (built with uncommitted source changes), or the
+    /// source fingerprint outside a checkout.
+    pub fn short(&self) -> String {
+        match &self.commit {
+            Some(c) => format!("{}{}", &c[..c.len().min(7)], if self.dirty { "*" } else { "" }),
+            None => format!("src:{}", self.source_hash),
+        }
+    }
+}
+
+/// The longest patch a manifest keeps; beyond it the patch is cut and says so.
+pub const DIFF_LIMIT: usize = 256 * 1024;
 
 /// Current time as RFC 3339 UTC, without pulling in a date crate.
 pub fn now_rfc3339() -> String {
@@ -145,33 +295,144 @@ pub struct GitState {
     pub commit: Option<String>,
     pub branch: Option<String>,
     pub dirty: bool,
+    /// Tracked files whose contents differ from the commit.
+    pub changed: Vec<String>,
+    pub untracked: Vec<UntrackedFile>,
+    /// The patch of tracked changes, cut at [`DIFF_LIMIT`] bytes.
     pub diff: Option<String>,
+    pub diff_truncated: bool,
+    /// SHA-256 prefix of the whole patch and the untracked names and sizes.
+    pub diff_hash: Option<String>,
+    /// The repository's work tree.
+    pub workdir: Option<std::path::PathBuf>,
 }
 
 /// Reads commit, branch and uncommitted changes with libgit2. Ignored files
-/// (such as `results/runs/`) do not make a tree dirty.
+/// (such as `results/runs/`) do not make a tree dirty. Untracked files are listed
+/// with their sizes; their contents are never read.
 pub fn git_state(dir: &std::path::Path) -> GitState {
     let Ok(repo) = git2::Repository::discover(dir) else {
-        return GitState { commit: None, branch: None, dirty: false, diff: None };
+        return GitState {
+            commit: None,
+            branch: None,
+            dirty: false,
+            changed: Vec::new(),
+            untracked: Vec::new(),
+            diff: None,
+            diff_truncated: false,
+            diff_hash: None,
+            workdir: None,
+        };
     };
+    use sha2::{Digest, Sha256};
     let head = repo.head().ok();
     let commit = head.as_ref().and_then(|h| h.peel_to_commit().ok()).map(|c| c.id().to_string());
     let branch = head.as_ref().and_then(|h| h.shorthand().map(str::to_string));
     let tree = head.as_ref().and_then(|h| h.peel_to_tree().ok());
+    let workdir = repo.workdir().map(std::path::Path::to_path_buf);
     let mut opts = git2::DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
+    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(false);
     let mut patch = String::new();
+    let mut truncated = false;
+    let mut hasher = Sha256::new();
+    let mut changed = Vec::new();
+    let mut untracked = Vec::new();
     if let Ok(diff) = repo.diff_tree_to_workdir_with_index(tree.as_ref(), Some(&mut opts)) {
-        let _ = diff.print(git2::DiffFormat::Patch, |_, _, line| {
-            if matches!(line.origin(), '+' | '-' | ' ') {
-                patch.push(line.origin());
+        for delta in diff.deltas() {
+            let Some(path) = delta.new_file().path().or_else(|| delta.old_file().path()) else { continue };
+            let path = path.to_string_lossy().into_owned();
+            if delta.status() == git2::Delta::Untracked {
+                let bytes = workdir.as_ref().and_then(|w| std::fs::metadata(w.join(&path)).ok()).map_or(0, |m| m.len());
+                hasher.update(format!("untracked {path} {bytes}\n").as_bytes());
+                untracked.push(UntrackedFile { path, bytes });
+            } else {
+                changed.push(path);
             }
-            patch.push_str(&String::from_utf8_lossy(line.content()));
+        }
+        let _ = diff.print(git2::DiffFormat::Patch, |delta, _, line| {
+            if delta.status() == git2::Delta::Untracked {
+                return true;
+            }
+            let mut text = String::new();
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                text.push(line.origin());
+            }
+            text.push_str(&String::from_utf8_lossy(line.content()));
+            hasher.update(text.as_bytes());
+            if patch.len() + text.len() <= DIFF_LIMIT {
+                patch.push_str(&text);
+            } else {
+                truncated = true;
+            }
             true
         });
     }
-    let dirty = !patch.is_empty();
-    GitState { commit, branch, dirty, diff: dirty.then_some(patch) }
+    let dirty = !changed.is_empty() || !untracked.is_empty();
+    let hash: String = hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    GitState {
+        commit,
+        branch,
+        dirty,
+        changed,
+        untracked,
+        diff: (!patch.is_empty()).then_some(patch),
+        diff_truncated: truncated,
+        diff_hash: dirty.then_some(hash),
+        workdir,
+    }
+}
+
+/// The SIMD extensions, of those /proc/cpuinfo lists, that decide which kernels run.
+fn cpu_flags() -> Vec<String> {
+    const KERNEL_FLAGS: &[&str] = &[
+        "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
+        "avx512_fp16", "avx512_vnni", "avx512vbmi", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2",
+    ];
+    let line = read_proc("/proc/cpuinfo", "flags").or_else(|| read_proc("/proc/cpuinfo", "Features")).unwrap_or_default();
+    line.split_whitespace().filter(|f| KERNEL_FLAGS.contains(f)).map(str::to_string).collect()
+}
+
+/// The GPU's name and driver version for `cuda:N`, from `nvidia-smi` or the driver's /proc file.
+fn gpu_info(device: &str) -> (Option<String>, Option<String>) {
+    let Some(index) = device.strip_prefix("cuda:").map(|d| d.split(',').next().unwrap_or("0").to_string()) else {
+        return (None, None);
+    };
+    let smi = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,driver_version", "--format=csv,noheader", "-i", &index])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some((name, driver)) = smi.as_deref().and_then(|s| s.split_once(", ")) {
+        return (Some(name.trim().into()), Some(driver.trim().into()));
+    }
+    let driver = std::fs::read_to_string("/proc/driver/nvidia/version").ok().and_then(|t| t.lines().next().map(str::to_string));
+    (None, driver)
+}
+
+/// The variables that configure geosr or change how its kernels run.
+fn recorded_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("GEOSR_") || ["RAYON_NUM_THREADS", "CUDA_VISIBLE_DEVICES"].contains(&k.as_str()))
+        .collect()
+}
+
+/// Whether this binary was built from the source in `workdir`, when `workdir` is
+/// geosr's own checkout: a warning when the source there changed since the build.
+pub fn build_mismatch(workdir: Option<&std::path::Path>) -> Option<String> {
+    let built_in = std::fs::canonicalize(env!("GEOSRBUILD_ROOT")).ok()?;
+    let workdir = std::fs::canonicalize(workdir?).ok()?;
+    if built_in != workdir {
+        return None;
+    }
+    let now = super::source::source_hash(&workdir)?;
+    let built = env!("GEOSRBUILD_SOURCE_HASH");
+    (now != built).then(|| {
+        format!(
+            "this geosr binary was built from other source than the working tree's (source {built} when built, {now} now): \
+             rebuild (cargo build --release) so the run uses the code it records"
+        )
+    })
 }
 
 fn read_proc(path: &str, key: &str) -> Option<String> {
@@ -199,20 +460,32 @@ impl Provenance {
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "unknown".into());
+        let (gpu, gpu_driver) = gpu_info(device);
+        let warnings = build_mismatch(git.workdir.as_deref()).into_iter().collect();
         Provenance {
             git_commit: git.commit,
             git_branch: git.branch,
             git_dirty: git.dirty,
             git_diff: git.diff,
+            git_diff_truncated: git.diff_truncated,
+            git_diff_hash: git.diff_hash,
+            untracked: git.untracked,
+            build: Some(Build::current()),
             geosr_version: env!("CARGO_PKG_VERSION").into(),
-            burn_version: env!("GEOSR_BURN_VERSION").into(),
-            rustc_version: env!("GEOSR_RUSTC_VERSION").into(),
+            burn_version: env!("GEOSRBUILD_BURN_VERSION").into(),
+            rustc_version: env!("GEOSRBUILD_RUSTC_VERSION").into(),
             backend: backend.into(),
             device: device.into(),
             host,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             cpu: read_proc("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into()),
             cpu_cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpu_flags: cpu_flags(),
+            threads: (backend != "cuda").then(rayon::current_num_threads),
+            gpu,
+            gpu_driver,
+            env: recorded_env(),
+            warnings,
             memory_bytes: read_proc("/proc/meminfo", "MemTotal")
                 .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
                 .map(|kb| kb * 1024),

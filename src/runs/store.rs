@@ -1,6 +1,12 @@
-//! The run store: `results/runs/<experiment>/<label>-s<seed>-<id>/`. Every file
-//! is written to a temporary sibling and renamed into place, so a reader (or a
-//! sweep restarted after `kill -9`) never sees a half-written file.
+//! The run store. A run's files live in `results/store/<id>/`, keyed by the run id
+//! alone, so a run two experiments share (Table 4's row (a) and Table 5's centre
+//! point) is trained once; each experiment that plans it has an entry
+//! `results/runs/<experiment>/<label>-s<seed>-<id>` linking to it (a relative symbolic
+//! link, so a results folder can be moved whole). Runs stored before this layout sit
+//! in their experiment's folder itself and are found there.
+//!
+//! Every file is written to a temporary sibling and renamed into place, so a reader
+//! (or a sweep restarted after `kill -9`) never sees a half-written file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,9 +41,71 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// Where the run of `id` keeps its files.
+pub fn store_path(results_dir: &Path, id: &str) -> PathBuf {
+    results_dir.join("store").join(id)
+}
+
+/// An experiment's entry for one of its runs.
+pub fn entry_path(results_dir: &Path, experiment: &str, dir_name: &str) -> PathBuf {
+    results_dir.join("runs").join(experiment).join(dir_name)
+}
+
+/// The folder of a planned run: its folder in the store, or, for a run stored before
+/// the store existed, the experiment's own folder of that name (under the id or,
+/// for a run stored under the older id rule, its legacy id). A run never trained
+/// gets its store folder.
+pub fn locate(spec: &crate::config::RunSpec) -> RunDir {
+    let results = PathBuf::from(&spec.resolved.config.output.results_dir);
+    let store = store_path(&results, &spec.id);
+    if store.is_dir() {
+        return RunDir { path: store };
+    }
+    let mut names = vec![spec.dir_name()];
+    if spec.legacy_id != spec.id {
+        names.push(format!("{}-s{}-{}", spec.label, spec.seed, spec.legacy_id));
+    }
+    for name in names {
+        let entry = entry_path(&results, &spec.experiment, &name);
+        // A real folder, not a link: a link would point into the store, checked above.
+        if std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_dir()) {
+            return RunDir { path: entry };
+        }
+    }
+    RunDir { path: store }
+}
+
+/// Makes the experiment's entry for `spec` point at `dir` (its store folder), unless
+/// the entry is that folder or already links there. The link appears whole: it is
+/// made under a temporary name and renamed into place.
+pub fn link_entry(spec: &crate::config::RunSpec, dir: &RunDir) -> Result<(), StoreError> {
+    let results = PathBuf::from(&spec.resolved.config.output.results_dir);
+    let entry = entry_path(&results, &spec.experiment, &spec.dir_name());
+    match std::fs::symlink_metadata(&entry) {
+        // The run's own folder (stored before the store), or another run's: left alone.
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) if std::fs::canonicalize(&entry).ok() == std::fs::canonicalize(&dir.path).ok() => return Ok(()),
+        _ => {}
+    }
+    let parent = entry.parent().expect("an entry has a folder");
+    let io = |source| StoreError::Io { path: entry.clone(), source };
+    std::fs::create_dir_all(parent).map_err(io)?;
+    // From runs/<experiment>/ up to the results folder, then into store/.
+    let target = Path::new("../..").join(dir.path.strip_prefix(&results).unwrap_or(&dir.path));
+    let tmp = parent.join(format!(".tmp-link-{}-{}", std::process::id(), spec.id));
+    let _ = std::fs::remove_file(&tmp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&target, &tmp).map_err(io)?;
+    #[cfg(not(unix))]
+    std::fs::write(&tmp, target.display().to_string()).map_err(io)?;
+    std::fs::rename(&tmp, &entry).map_err(io)
+}
+
 impl RunDir {
+    /// The entry `<results>/runs/<experiment>/<dir_name>` (a run's folder in the
+    /// layout before the store, and the name its link has now).
     pub fn new(results_dir: &Path, experiment: &str, dir_name: &str) -> RunDir {
-        RunDir { path: results_dir.join("runs").join(experiment).join(dir_name) }
+        RunDir { path: entry_path(results_dir, experiment, dir_name) }
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -89,11 +157,12 @@ impl RunDir {
         }
     }
 
-    /// Whether a live process holds the run's lock right now.
+    /// Whether a live process holds the run's lock right now. On Linux this asks
+    /// without taking the lock, so a status check never makes a sweep that starts
+    /// the run at the same instant think someone else has it.
     pub fn is_locked(&self) -> bool {
         let Ok(file) = std::fs::File::open(self.path.join(".lock")) else { return false };
-        // Taking the lock ourselves is the only portable test; it is released at once.
-        !lock_exclusive(&file)
+        held_by_another(&file)
     }
 
     /// Serializes rows to CSV and writes them atomically.
@@ -134,14 +203,49 @@ pub struct RunLock {
     _file: std::fs::File,
 }
 
-#[cfg(unix)]
+/// Open-file-description locks (Linux): held per open file, dropped when the holder
+/// exits (even after `kill -9`), and testable without being taken.
+#[cfg(target_os = "linux")]
+fn ofd_lock(file: &std::fs::File, command: libc::c_int) -> Option<libc::flock> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: an all-zero flock is a valid value; the fields that matter are set below.
+    let mut region: libc::flock = unsafe { std::mem::zeroed() };
+    region.l_type = libc::F_WRLCK as libc::c_short;
+    region.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on a descriptor we own, with a pointer to a local flock.
+    let ok = unsafe { libc::fcntl(file.as_raw_fd(), command, &mut region) } == 0;
+    ok.then_some(region)
+}
+
+#[cfg(target_os = "linux")]
+fn lock_exclusive(file: &std::fs::File) -> bool {
+    ofd_lock(file, libc::F_OFD_SETLK).is_some()
+}
+
+#[cfg(target_os = "linux")]
+fn held_by_another(file: &std::fs::File) -> bool {
+    ofd_lock(file, libc::F_OFD_GETLK).is_some_and(|r| r.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
 fn lock_exclusive(file: &std::fs::File) -> bool {
     use std::os::unix::io::AsRawFd;
     // SAFETY: flock on a descriptor we own; no memory is shared with the call.
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
+/// Without a way to ask, the lock is taken and released at once.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn held_by_another(file: &std::fs::File) -> bool {
+    !lock_exclusive(file)
+}
+
 #[cfg(not(unix))]
 fn lock_exclusive(_: &std::fs::File) -> bool {
     true
+}
+
+#[cfg(not(unix))]
+fn held_by_another(_: &std::fs::File) -> bool {
+    false
 }

@@ -16,7 +16,7 @@ use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -43,6 +43,11 @@ pub struct StepRow {
 pub enum TrainError {
     #[error("loss became {loss} at step {step}")]
     NonFinite { step: usize, loss: f64 },
+    #[error(
+        "training diverged: the loss was {loss:.4e} at step {step}, {:.0} times the first step's {first:.4} \
+         (limit {limit:.0}x); lower train.lr", loss / first
+    )]
+    Diverged { step: usize, loss: f64, first: f64, limit: f64 },
     #[error("checkpoint {0}")]
     Checkpoint(String),
 }
@@ -80,6 +85,13 @@ fn mask_seed(run_seed: u64, step: usize, slot: usize) -> u64 {
 
 /// Where and how often a run saves its training state, so an interrupted run
 /// resumes from its last checkpoint instead of starting over.
+///
+/// A checkpoint is one folder, `step-<n>/`, holding `model.mpk`, `optim.mpk` and
+/// `state.json` (the step, the elapsed time and a hash of each record). It is written
+/// in full under a temporary name, flushed to disk, and renamed into place in one
+/// step, so a process killed at any moment (or a full disk) leaves either the old
+/// checkpoint or the new one, never a mix of the two; on load the hashes are checked
+/// and a damaged checkpoint is passed over for the one before it.
 #[derive(Debug, Clone)]
 pub struct Checkpoints {
     pub dir: PathBuf,
@@ -87,68 +99,178 @@ pub struct Checkpoints {
     pub every: usize,
 }
 
-/// The commit marker of a checkpoint: written last, atomically, after the model
-/// and optimizer records, so a half-written checkpoint is never picked up.
+/// `state.json` of a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointState {
     /// Steps already taken.
     next_step: usize,
     elapsed_s: f64,
+    /// The loss of the run's first step, the yardstick of divergence.
+    first_loss: f64,
+    /// SHA-256 of `model.mpk` and `optim.mpk`.
+    model_sha256: String,
+    optim_sha256: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `bytes` to a new file and flushes it to disk, so a full disk is an error
+/// here and not a short file later.
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// A checkpoint as read from disk, its records still encoded.
+struct Loaded {
+    state: CheckpointState,
+    model: Vec<u8>,
+    optim: Vec<u8>,
 }
 
 impl Checkpoints {
-    fn state_path(&self) -> PathBuf {
-        self.dir.join("state.json")
+    fn generation(&self, step: usize) -> PathBuf {
+        self.dir.join(format!("step-{step}"))
+    }
+
+    /// Complete checkpoint folders, newest first.
+    fn generations(&self) -> Vec<(usize, PathBuf)> {
+        let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                Some((name.strip_prefix("step-")?.parse().ok()?, e.path()))
+            })
+            .collect();
+        found.sort_by_key(|g| std::cmp::Reverse(g.0));
+        found
+    }
+
+    /// Reads one checkpoint folder, checking that its state names its own step and
+    /// that each record's hash matches.
+    fn read(step: usize, dir: &std::path::Path) -> Result<Loaded, String> {
+        let state: CheckpointState = serde_json::from_slice(&std::fs::read(dir.join("state.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("state.json: {e}"))?;
+        if state.next_step != step {
+            return Err(format!("state.json says step {}, the folder step {step}", state.next_step));
+        }
+        let model = std::fs::read(dir.join("model.mpk")).map_err(|e| format!("model.mpk: {e}"))?;
+        let optim = std::fs::read(dir.join("optim.mpk")).map_err(|e| format!("optim.mpk: {e}"))?;
+        if sha256_hex(&model) != state.model_sha256 || sha256_hex(&optim) != state.optim_sha256 {
+            return Err("a record does not match its hash in state.json".into());
+        }
+        Ok(Loaded { state, model, optim })
+    }
+
+    /// The newest checkpoint that reads back whole; a damaged newer one is reported
+    /// on stderr and passed over.
+    fn newest(&self) -> Option<Loaded> {
+        for (step, dir) in self.generations() {
+            match Self::read(step, &dir) {
+                Ok(loaded) => return Some(loaded),
+                Err(why) => eprintln!("warning: checkpoint {} is damaged ({why}); trying an older one", dir.display()),
+            }
+        }
+        None
     }
 
     /// The step a resumed run would start from, if a complete checkpoint exists.
     pub fn resume_step(&self) -> Option<usize> {
-        self.read_state().map(|s| s.next_step)
-    }
-
-    fn read_state(&self) -> Option<CheckpointState> {
-        serde_json::from_slice(&std::fs::read(self.state_path()).ok()?).ok()
+        self.generations().into_iter().find_map(|(step, dir)| Self::read(step, &dir).ok().map(|l| l.state.next_step))
     }
 
     fn save<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         &self,
         model: &GeoSr<B>,
         optim: &O,
-        state: &CheckpointState,
+        next_step: usize,
+        elapsed_s: f64,
+        first_loss: f64,
     ) -> Result<(), TrainError> {
         let err = |e: String| TrainError::Checkpoint(format!("{}: {e}", self.dir.display()));
-        std::fs::create_dir_all(&self.dir).map_err(|e| err(e.to_string()))?;
-        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        // Records go to temporary names first; the rename makes each one appear whole.
-        for (name, result) in [
-            ("model", Recorder::<B>::record(&recorder, model.clone().into_record(), self.dir.join("model-partial"))),
-            ("optim", Recorder::<B>::record(&recorder, optim.to_record(), self.dir.join("optim-partial"))),
-        ] {
-            result.map_err(|e| err(e.to_string()))?;
-            std::fs::rename(self.dir.join(format!("{name}-partial.mpk")), self.dir.join(format!("{name}.mpk")))
-                .map_err(|e| err(e.to_string()))?;
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+        let model_bytes = Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(|e| err(e.to_string()))?;
+        let optim_bytes = Recorder::<B>::record(&recorder, optim.to_record(), ()).map_err(|e| err(e.to_string()))?;
+        let state = CheckpointState {
+            next_step,
+            elapsed_s,
+            first_loss,
+            model_sha256: sha256_hex(&model_bytes),
+            optim_sha256: sha256_hex(&optim_bytes),
+        };
+        let partial = self.dir.join(format!(".partial-step-{next_step}"));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).map_err(|e| err(e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            write_synced(&partial.join("model.mpk"), &model_bytes)?;
+            write_synced(&partial.join("optim.mpk"), &optim_bytes)?;
+            write_synced(&partial.join("state.json"), &serde_json::to_vec(&state).expect("state serializes"))?;
+            let target = self.generation(next_step);
+            if target.exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+            std::fs::rename(&partial, &target)?;
+            // The rename is durable once the folder that holds it is flushed.
+            std::fs::File::open(&self.dir)?.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(err(e.to_string()));
         }
-        let json = serde_json::to_vec(state).expect("state serializes");
-        crate::runs::write_atomic(&self.state_path(), &json).map_err(|e| err(e.to_string()))
+        // Older checkpoints are dropped only once the new one is in place.
+        for (step, dir) in self.generations() {
+            if step < next_step {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        Ok(())
     }
 
     fn load<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         &self,
+        loaded: Loaded,
         model: GeoSr<B>,
         optim: O,
         device: &B::Device,
     ) -> Result<(GeoSr<B>, O), TrainError> {
         let err = |e: String| TrainError::Checkpoint(format!("{}: {e}", self.dir.display()));
-        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        let record = Recorder::<B>::load(&recorder, self.dir.join("model"), device).map_err(|e| err(e.to_string()))?;
-        let optim_record = Recorder::<B>::load(&recorder, self.dir.join("optim"), device).map_err(|e| err(e.to_string()))?;
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+        let record = Recorder::<B>::load(&recorder, loaded.model, device).map_err(|e| err(e.to_string()))?;
+        let optim_record = Recorder::<B>::load(&recorder, loaded.optim, device).map_err(|e| err(e.to_string()))?;
         Ok((model.load_record(record), optim.load_record(optim_record)))
     }
 
-    /// Removes the checkpoint (a finished or restarted run no longer needs it).
+    /// Removes every checkpoint (a finished or restarted run no longer needs them).
     pub fn clear(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A loss this many times the first step's ends the run as diverged.
+pub const DIVERGENCE_FACTOR: f64 = 1e3;
+/// A run whose loss over its last tenth of steps averages this many times its first
+/// step's loss has not learnt but diverged, even where no single step tripped.
+pub const END_DIVERGENCE_FACTOR: f64 = 10.0;
+
+/// The encoded weights of a trained model, as `model.mpk` keeps them (Burn's named
+/// MessagePack, full precision), to be loaded with [`load_weights`].
+pub fn weights_bytes<B: Backend>(model: &GeoSr<B>) -> Result<Vec<u8>, String> {
+    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+    Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(|e| e.to_string())
+}
+
+/// A model of `config`'s shape with the weights [`weights_bytes`] wrote.
+pub fn load_weights<B: Backend>(config: &Config, dims: ModelDims, bytes: Vec<u8>, device: &B::Device) -> Result<GeoSr<B>, String> {
+    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+    let record = Recorder::<B>::load(&recorder, bytes, device).map_err(|e| e.to_string())?;
+    Ok(GeoSr::new(&config.model, dims, device).load_record(record))
 }
 
 /// Trains a model on `data`, resuming from `checkpoints` when they hold a saved
@@ -231,11 +353,16 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
     let per_epoch = data.samples.len().div_ceil(t.batch_size).max(1);
     let mut first = 0;
     let mut elapsed_before = 0.0;
-    if let Some(state) = checkpoints.and_then(Checkpoints::read_state) {
-        (model, optim) = checkpoints.expect("state came from here").load(model, optim, device)?;
-        first = state.next_step;
-        elapsed_before = state.elapsed_s;
+    let mut first_loss = None;
+    if let Some(c) = checkpoints {
+        if let Some(loaded) = c.newest() {
+            (first, elapsed_before, first_loss) = (loaded.state.next_step, loaded.state.elapsed_s, Some(loaded.state.first_loss));
+            (model, optim) = c.load(loaded, model, optim, device)?;
+        }
     }
+    // The last tenth of the run's losses, for the end-of-run divergence check.
+    let tail = (total / 10).max(1);
+    let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::with_capacity(tail);
     let started = Instant::now();
     let mut window = (Instant::now(), 0usize);
     let mut order = Vec::new();
@@ -258,6 +385,20 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         if !loss_value.is_finite() {
             return Err(TrainError::NonFinite { step, loss: loss_value });
         }
+        let first_loss = *first_loss.get_or_insert(loss_value);
+        if loss_value > DIVERGENCE_FACTOR * first_loss.max(1e-6) {
+            return Err(TrainError::Diverged { step, loss: loss_value, first: first_loss, limit: DIVERGENCE_FACTOR });
+        }
+        if recent.len() == tail {
+            recent.pop_front();
+        }
+        recent.push_back(loss_value);
+        if step + 1 == total && recent.len() == tail {
+            let mean = recent.iter().sum::<f64>() / tail as f64;
+            if mean > END_DIVERGENCE_FACTOR * first_loss.max(1e-6) {
+                return Err(TrainError::Diverged { step, loss: mean, first: first_loss, limit: END_DIVERGENCE_FACTOR });
+            }
+        }
         let lr = schedule.lr(step);
         model = optim.step(lr, model, grads);
         let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
@@ -268,7 +409,7 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         }
         if let Some(c) = checkpoints {
             if (step + 1) % c.every.max(1) == 0 && step + 1 < total {
-                c.save(&model, &optim, &CheckpointState { next_step: step + 1, elapsed_s })?;
+                c.save(&model, &optim, step + 1, elapsed_s, first_loss)?;
             }
         }
     }
