@@ -147,7 +147,11 @@ fn require_clean_refuses_a_dirty_tree_before_writing() {
         .args(["run", "tiny", "--require-clean"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("uncommitted").and(predicate::str::contains("experiments/tiny.toml")));
+        .stderr(
+            predicate::str::contains("uncommitted")
+                .and(predicate::str::contains("modified: experiments/tiny.toml"))
+                .and(predicate::str::contains(" b/").not()),
+        );
     assert!(!p.path().join("results").exists());
 }
 

@@ -54,6 +54,24 @@ fn diff_finds_the_one_key_that_differs_and_the_score_deltas() {
     assert!(same.metrics.iter().all(|m| m.score.delta() == Some(0.0)));
 }
 
+/// Two runs from dirty trees with different patches are told apart.
+#[test]
+fn dirty_trees_with_different_patches_differ() {
+    let p = Project::new();
+    p.write("experiments/t.toml", EXP);
+    let (_, plan) = plan_in(&p, "t");
+    let mut prov = Provenance::collect("flex", "cpu");
+    prov.git_dirty = true;
+    prov.git_diff_hash = Some("aaaaaaaaaaaa".into());
+    let mut other = prov.clone();
+    other.git_diff_hash = Some("bbbbbbbbbbbb".into());
+    let a = store_run(&plan[0], &[eval_row("avg_macro", 40.0, 5.0, 1.0)], prov);
+    let b = store_run(&plan[1], &[eval_row("avg_macro", 40.0, 5.0, 1.0)], other);
+    let d = diff(&a, &b).unwrap();
+    assert!(d.provenance.iter().any(|c| c.key == "git_diff_hash"), "{:?}", d.provenance);
+    assert!(!d.render().contains("same build"), "{}", d.render());
+}
+
 #[test]
 fn a_run_without_eval_csv_is_compared_on_config_alone() {
     let p = Project::new();

@@ -269,21 +269,30 @@ pub enum FeatureError {
     SplitMismatch { train_path: PathBuf, eval_path: PathBuf, key: &'static str, train: String, eval: String },
 }
 
-/// The question types of `<dir>/questions.jsonl` with their 1-based lines, read without
-/// checking the rest of each record or opening any features file ([`load`] does that).
-pub fn question_types(dir: &Path) -> Result<Vec<(usize, String)>, FeatureError> {
+/// Checks every record of `<dir>/questions.jsonl` as [`load`] does (fields, answers,
+/// unique ids, a features file for each) without reading any tensor, and returns each
+/// record's subtask index. Cheap enough to run for every planned run before any trains.
+pub fn check_records(dir: &Path, meta: &Meta) -> Result<Vec<usize>, FeatureError> {
     let path = dir.join("questions.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|source| FeatureError::Io { path: path.clone(), source })?;
-    let mut out = Vec::new();
+    let mut subtasks = Vec::new();
+    let mut first_line_of_id: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
-        let record_err = |source: RecordError| FeatureError::Record { path: path.clone(), line: i + 1, source };
-        let obj = parse_object(raw).map_err(record_err)?;
-        out.push((i + 1, string_field(&obj, "question_type").map_err(record_err)?));
+        let record_err = |source: RecordError| FeatureError::Record { path: path.clone(), line, source };
+        let record = parse_record(meta.bench, raw).map_err(record_err)?;
+        if let Some(&first_line) = first_line_of_id.get(&record.id) {
+            return Err(record_err(RecordError::DuplicateId { id: record.id, first_line }));
+        }
+        let features = dir.join("features").join(format!("{}.safetensors", record.id));
+        check_features_header(meta, &features).map_err(|e| e.at(&path, line, &features))?;
+        first_line_of_id.insert(record.id, line);
+        subtasks.push(record.subtask);
     }
-    Ok(out)
+    Ok(subtasks)
 }
 
 /// Refuses an evaluation split whose token layout differs from the training split's.
@@ -609,6 +618,51 @@ impl TensorProblem {
             }
         }
     }
+}
+
+/// Checks a features file's header against `meta` (its tensors' names, dtypes and
+/// shapes, and that the file holds all their bytes) without reading the tensors.
+fn check_features_header(meta: &Meta, features: &Path) -> Result<(), TensorProblem> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(features).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => TensorProblem::Missing,
+        _ => TensorProblem::Io(e),
+    })?;
+    let len = file.metadata().map_err(TensorProblem::Io)?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|_| TensorProblem::Invalid(SafeTensorError::HeaderTooSmall))?;
+    let n = u64::from_le_bytes(n);
+    if n.saturating_add(8) > len {
+        return Err(TensorProblem::Invalid(SafeTensorError::InvalidHeaderLength));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(TensorProblem::Io)?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&header).map_err(|e| TensorProblem::Invalid(SafeTensorError::InvalidHeaderDeserialization(e)))?;
+    let end = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, info)| info.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    if 8 + n + end != len {
+        return Err(TensorProblem::Invalid(SafeTensorError::MetadataIncompleteBuffer));
+    }
+    for (name, expected) in [("vision", meta.vision_shape()), ("geometry", meta.geometry_shape())] {
+        let info = header.get(name).ok_or(TensorProblem::NoTensor(name))?;
+        let dtype: Dtype = info
+            .get("dtype")
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .ok_or(TensorProblem::Invalid(SafeTensorError::InvalidHeaderLength))?;
+        if dtype != Dtype::F32 {
+            return Err(TensorProblem::Dtype(name, dtype));
+        }
+        let shape: Vec<usize> = info.get("shape").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
+        if shape != expected {
+            return Err(TensorProblem::Shape(name, expected.to_vec(), shape));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the `vision` and `geometry` tensors of one record and checks them against `meta`.

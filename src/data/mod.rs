@@ -146,8 +146,8 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset, features::Feature
 
 /// Checks, before anything is trained or written, that a config's data can train and
 /// be scored: for precomputed features, that both splits' `meta.json` agree with the
-/// config and with each other and that `data.subtasks` leaves questions in each split.
-/// Reads `meta.json` and the question types only; [`load`] checks every record.
+/// config and with each other, that every record is well formed and has its features
+/// file, and that `data.subtasks` leaves questions in each split. No tensor is read.
 pub fn check(cfg: &DataConfig) -> Result<(), features::FeatureError> {
     if cfg.source != DataSource::Features {
         return Ok(());
@@ -164,16 +164,13 @@ pub fn check(cfg: &DataConfig) -> Result<(), features::FeatureError> {
                 problem: format!("is {:?} but data.bench is {:?}", meta.bench, cfg.bench),
             });
         }
-        let types = features::question_types(dir)?;
-        let kept = types
-            .iter()
-            .filter(|(_, t)| features::subtask_index(meta.bench, t).is_none_or(|k| keep.contains(&k)))
-            .count();
+        let subtasks = features::check_records(dir, &meta)?;
+        let kept = subtasks.iter().filter(|k| keep.contains(k)).count();
         if kept == 0 {
             let detail = if cfg.subtasks.is_empty() {
                 String::new()
             } else {
-                format!(" of the subtasks data.subtasks = {:?} keeps ({} questions in all)", cfg.subtasks, types.len())
+                format!(" of the subtasks data.subtasks = {:?} keeps ({} questions in all)", cfg.subtasks, subtasks.len())
             };
             return Err(features::FeatureError::Empty { path: dir.join("questions.jsonl"), detail });
         }

@@ -130,10 +130,18 @@ fn read_eval(dir: &RunDir) -> Result<Option<Vec<EvalRow>>, StoreError> {
 /// say more as `git_commit` and `git_dirty`.
 fn provenance_changes(a: &Provenance, b: &Provenance) -> Vec<Change> {
     type Field = (&'static str, fn(&Provenance) -> String);
-    let fields: [Field; 11] = [
+    let fields: [Field; 18] = [
+        ("build", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.short())),
+        ("build.source_hash", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.source_hash.clone())),
+        ("build.cargo_lock_hash", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.cargo_lock_hash.clone())),
+        ("build.features", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.features.join(","))),
         ("git_commit", |p| p.git_commit.clone().unwrap_or_else(|| "none".into())),
         ("git_branch", |p| p.git_branch.clone().unwrap_or_else(|| "none".into())),
         ("git_dirty", |p| p.git_dirty.to_string()),
+        // Two dirty trees are the same state only when their patches (and untracked files) are.
+        ("git_diff_hash", |p| p.git_diff_hash.clone().unwrap_or_else(|| "none".into())),
+        ("threads", |p| p.threads.map_or_else(|| "not recorded".into(), |t| t.to_string())),
+        ("cpu_flags", |p| p.cpu_flags.join(" ")),
         ("backend", |p| p.backend.clone()),
         ("device", |p| p.device.clone()),
         ("geosr_version", |p| p.geosr_version.clone()),
@@ -214,7 +222,7 @@ impl RunDiff {
         if self.a.manifest.is_none() || self.b.manifest.is_none() {
             out.push_str("\nprovenance: not compared (a run has no manifest.json)\n");
         } else if self.provenance.is_empty() {
-            out.push_str("\nprovenance: same commit, tree state, backend, device, versions and machine\n");
+            out.push_str("\nprovenance: same build, commit, tree state (patch), backend, device, versions, threads and machine\n");
         } else {
             out.push_str("\nprovenance differs\n");
             let mut b = Builder::default();

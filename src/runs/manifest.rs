@@ -420,16 +420,22 @@ fn recorded_env() -> std::collections::BTreeMap<String, String> {
 /// Whether this binary was built from the source in `workdir`, when `workdir` is
 /// geosr's own checkout: a warning when the source there changed since the build.
 pub fn build_mismatch(workdir: Option<&std::path::Path>) -> Option<String> {
-    let built_in = std::fs::canonicalize(env!("GEOSRBUILD_ROOT")).ok()?;
-    let workdir = std::fs::canonicalize(workdir?).ok()?;
+    source_mismatch(std::path::Path::new(env!("GEOSRBUILD_ROOT")), env!("GEOSRBUILD_SOURCE_HASH"), workdir?)
+}
+
+/// [`build_mismatch`] for a binary built in `built_root` from source `built_hash`.
+/// A working tree elsewhere (a research repository with its own experiments) is not
+/// the binary's source, and is not compared.
+pub fn source_mismatch(built_root: &std::path::Path, built_hash: &str, workdir: &std::path::Path) -> Option<String> {
+    let built_in = std::fs::canonicalize(built_root).ok()?;
+    let workdir = std::fs::canonicalize(workdir).ok()?;
     if built_in != workdir {
         return None;
     }
     let now = super::source::source_hash(&workdir)?;
-    let built = env!("GEOSRBUILD_SOURCE_HASH");
-    (now != built).then(|| {
+    (now != built_hash).then(|| {
         format!(
-            "this geosr binary was built from other source than the working tree's (source {built} when built, {now} now): \
+            "this geosr binary was built from other source than the working tree's (source {built_hash} when built, {now} now): \
              rebuild (cargo build --release) so the run uses the code it records"
         )
     })

@@ -81,24 +81,35 @@ pub fn locate(spec: &crate::config::RunSpec) -> RunDir {
 pub fn link_entry(spec: &crate::config::RunSpec, dir: &RunDir) -> Result<(), StoreError> {
     let results = PathBuf::from(&spec.resolved.config.output.results_dir);
     let entry = entry_path(&results, &spec.experiment, &spec.dir_name());
+    let parent = entry.parent().expect("an entry has a folder");
+    // One temporary name per entry, so one left by a killed process is replaced (or
+    // removed) by the next that links this entry.
+    let tmp = parent.join(format!(".tmp-link-{}", spec.dir_name()));
+    let points_here = || std::fs::canonicalize(&entry).ok() == std::fs::canonicalize(&dir.path).ok();
     match std::fs::symlink_metadata(&entry) {
         // The run's own folder (stored before the store), or another run's: left alone.
         Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) if std::fs::canonicalize(&entry).ok() == std::fs::canonicalize(&dir.path).ok() => return Ok(()),
+        Ok(_) if points_here() => {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(());
+        }
         _ => {}
     }
-    let parent = entry.parent().expect("an entry has a folder");
     let io = |source| StoreError::Io { path: entry.clone(), source };
     std::fs::create_dir_all(parent).map_err(io)?;
     // From runs/<experiment>/ up to the results folder, then into store/.
     let target = Path::new("../..").join(dir.path.strip_prefix(&results).unwrap_or(&dir.path));
-    let tmp = parent.join(format!(".tmp-link-{}-{}", std::process::id(), spec.id));
     let _ = std::fs::remove_file(&tmp);
     #[cfg(unix)]
-    std::os::unix::fs::symlink(&target, &tmp).map_err(io)?;
+    let made = std::os::unix::fs::symlink(&target, &tmp);
     #[cfg(not(unix))]
-    std::fs::write(&tmp, target.display().to_string()).map_err(io)?;
-    std::fs::rename(&tmp, &entry).map_err(io)
+    let made = std::fs::write(&tmp, target.display().to_string());
+    match made.and_then(|()| std::fs::rename(&tmp, &entry)) {
+        Ok(()) => Ok(()),
+        // Another process linked the same entry at the same moment.
+        Err(_) if points_here() => Ok(()),
+        Err(e) => Err(io(e)),
+    }
 }
 
 impl RunDir {

@@ -1,0 +1,126 @@
+//! Run identity: keys that cannot change a run's numbers do not change its id, and
+//! each rule that says so is checked here by training both configs and comparing
+//! every prediction bit for bit. Keys that do change the numbers keep changing the id.
+
+use burn::backend::{Autodiff, Flex};
+use geosr::config::{Config, FusionKind, GeometryKind, MaskKind};
+use geosr::data::{self, Split};
+use geosr::eval::{self, Prediction};
+use geosr::runs::{legacy_run_id, run_id};
+use geosr::train::{self, batcher_for};
+
+/// Burn's CPU backends keep process-wide state; trainings in one process take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn tiny() -> Config {
+    let mut c = Config::default();
+    c.data.train_size = 48;
+    c.data.eval_size = 40;
+    c.data.frames = 1;
+    c.data.vision_grid = [3, 3];
+    c.data.geometry_grid = [2, 2];
+    c.train.batch_size = 8;
+    c.train.steps = 6;
+    c.train.warmup_steps = 1;
+    c
+}
+
+/// Every prediction of `c` trained from scratch, evaluated in batches of `eval_batch`.
+fn predictions(c: &Config, eval_batch: usize) -> Vec<Prediction> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let train_data = data::generate(&c.data, Split::Train);
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = train::Checkpoints { dir: dir.path().join("checkpoint"), every: c.train.checkpoint_every };
+    let model = train::train::<Autodiff<Flex>>(c, &train_data, &[Default::default()], Some(&checkpoints), |_| {}).unwrap();
+    let eval_data = data::generate(&c.data, Split::Eval);
+    eval::predict(&model, &eval_data, &batcher_for(c, &eval_data), eval_batch, &Default::default())
+}
+
+/// Asserts that `a` and `b` are one run: the same id, and the same predictions to the bit.
+fn same_run(a: &Config, b: &Config) {
+    assert_eq!(run_id(a), run_id(b));
+    let (pa, pb) = (predictions(a, a.eval.batch_size), predictions(b, b.eval.batch_size));
+    for (x, y) in pa.iter().zip(&pb) {
+        assert_eq!(x.prediction.to_bits(), y.prediction.to_bits(), "question {}: {x:?} vs {y:?}", x.index);
+        assert_eq!((x.score, x.score_no_geometry, x.score_no_vision), (y.score, y.score_no_geometry, y.score_no_vision));
+    }
+}
+
+#[test]
+fn logging_and_checkpoint_cadence_do_not_change_a_run() {
+    let a = tiny();
+    let mut b = tiny();
+    b.train.log_every = 5;
+    b.train.checkpoint_every = 2;
+    same_run(&a, &b);
+}
+
+/// Predictions do not depend on how many questions are evaluated at once (measured
+/// on the CPU backend for a gated model and a QFormer one): eval.batch_size is inert.
+#[test]
+fn the_evaluation_batch_size_does_not_change_a_prediction() {
+    for (mask, fusion) in [(MaskKind::Random, FusionKind::Gated), (MaskKind::Topk, FusionKind::GatedQformer)] {
+        let mut a = tiny();
+        (a.model.mask.kind, a.model.fusion) = (mask, fusion);
+        let mut b = a.clone();
+        b.eval.batch_size = 7;
+        same_run(&a, &b);
+        let one = predictions(&a, 1);
+        let all = predictions(&a, 64);
+        assert!(one.iter().zip(&all).all(|(x, y)| x.prediction.to_bits() == y.prediction.to_bits()), "{fusion:?}");
+    }
+}
+
+#[test]
+fn masking_keys_do_not_change_a_variant_that_does_not_mask() {
+    let mut a = tiny();
+    (a.model.mask.kind, a.model.fusion) = (MaskKind::None, FusionKind::Additive);
+    let mut b = a.clone();
+    (b.model.mask.gamma, b.model.mask.beta) = (0.3, 0.9);
+    same_run(&a, &b);
+    // With masking they are the run's settings.
+    let (mut c, mut d) = (tiny(), tiny());
+    c.model.mask.gamma = 0.3;
+    d.model.mask.gamma = 0.6;
+    assert_ne!(run_id(&c), run_id(&d));
+}
+
+#[test]
+fn qformer_keys_do_not_change_a_model_without_one() {
+    let a = tiny();
+    let mut b = tiny();
+    b.model.bottleneck_len = 3;
+    b.model.fusion_heads = 1;
+    same_run(&a, &b);
+    let mut c = tiny();
+    (c.model.mask.kind, c.model.fusion) = (MaskKind::Topk, FusionKind::GatedQformer);
+    let mut d = c.clone();
+    d.model.bottleneck_len = 3;
+    assert_ne!(run_id(&c), run_id(&d));
+}
+
+#[test]
+fn geometry_encoder_keys_do_not_change_a_model_without_geometry() {
+    let mut a = tiny();
+    (a.model.geometry, a.model.fusion, a.model.mask.kind) = (GeometryKind::None, FusionKind::None, MaskKind::None);
+    let mut b = a.clone();
+    b.model.geometry_channels = 4;
+    b.model.mlp_ratio = 3;
+    same_run(&a, &b);
+    // With geometry, the encoder's width is part of the model.
+    let mut c = tiny();
+    c.model.geometry_channels = 4;
+    assert_ne!(run_id(&c), run_id(&tiny()));
+}
+
+/// Configs that set no inert key away from its default keep the id they had before
+/// the rule (so stored runs are found); one that did is found under its legacy id.
+#[test]
+fn ids_of_configs_at_their_defaults_are_unchanged() {
+    let c = tiny();
+    assert_eq!(run_id(&c), legacy_run_id(&c));
+    let mut d = tiny();
+    d.train.log_every = 5;
+    assert_eq!(run_id(&d), run_id(&c));
+    assert_ne!(legacy_run_id(&d), run_id(&d));
+}
