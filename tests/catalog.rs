@@ -217,6 +217,7 @@ fn bad_experiment_files_are_refused_by_file() {
             &format!("{TINY}\n[sweep.grid]\n\"model.mask.gamma\" = [0.5]\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.1, 0.2]\n"),
             &["`model.mask.gamma`", "more than one sweep axis"],
         ),
+        with("two rows with one label", &format!("{TINY}\n[sweep.grid]\n\"train.lr\" = [0.001, 0.001]\n"), &["two rows get the label `a_lr0.001`", "values that read differently"]),
         with("a missing layer", &TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\nlayers = [\"nope\"]"), &["configs/nope.toml", "named by"]),
         with("a typo in a variant", &TINY.replace("label = \"f\"\nset = {", "label = \"f\"\nset = { \"model.fuson\" = \"none\","), &["[variant f]", "model.fuson", "model.fusion"]),
         with("an invalid sweep value", &format!("{TINY}\n[sweep.grid]\n\"model.mask.gamma\" = [0.5, 2.0]\n"), &["model.mask.gamma", "2", "[0, 1]"]),
@@ -227,7 +228,7 @@ fn bad_experiment_files_are_refused_by_file() {
             .file("configs/bad.toml", "[data]\nobjects = 2\n")
             .file("experiments/tiny.toml", &TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\nlayers = [\"bad\"]")),
     );
-    assert_all(cases, 19);
+    assert_all(cases, 20);
 }
 
 #[test]

@@ -226,4 +226,10 @@ set = { "model.mask.kind" = "random" }
     let md = t.render(Format::Markdown);
     assert!(!md.contains("**1200"), "costs are not ranked as if higher were better:\n{md}");
     assert!(md.contains("+25.0 ± 35.4 (25.0)"), "{md}");
+
+    // With the first row's seed 0 missing, ours' seed 0 has nothing to compare with:
+    // its seed 1 is compared with the first row's seed 1, never with another seed.
+    std::fs::remove_file(geosr::launch::run_dir(&plan[0]).manifest_path()).unwrap();
+    let t = build(&exp, &plan, true).unwrap();
+    assert_eq!(t.rows[1].cells[3].values, vec![0.0], "4 ms against the first row's seed-1 4 ms");
 }

@@ -157,3 +157,27 @@ fn a_run_lock_is_exclusive_and_released_when_dropped() {
     assert!(!run.is_locked());
     assert!(run.try_lock().unwrap().is_some());
 }
+
+/// A binary built from one source, run in that checkout after an edit, says so; run
+/// in another folder (a research repository of its own), it does not compare.
+#[test]
+fn a_binary_built_from_other_source_than_the_checkout_is_flagged() {
+    use geosr::runs::manifest::source_mismatch;
+    use geosr::runs::source::source_hash;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "pub fn a() {}\n").unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]\n").unwrap();
+    let built = source_hash(dir.path()).unwrap();
+    assert_eq!(source_mismatch(dir.path(), &built, dir.path()), None);
+    std::fs::write(dir.path().join("src/lib.rs"), "pub fn b() {}\n").unwrap();
+    let warning = source_mismatch(dir.path(), &built, dir.path()).expect("an edit after the build is flagged");
+    assert!(warning.contains(&built) && warning.contains("rebuild"), "{warning}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_eq!(source_mismatch(dir.path(), &built, elsewhere.path()), None);
+    // Only the files that make the binary count: a README edit changes nothing.
+    let edited = source_hash(dir.path()).unwrap();
+    assert_ne!(edited, built);
+    std::fs::write(dir.path().join("README.md"), "x").unwrap();
+    assert_eq!(source_hash(dir.path()).unwrap(), edited);
+}

@@ -217,6 +217,14 @@ impl Experiment {
                 )));
             }
         }
+        // Tables group runs by row label: two rows with one label would be averaged together.
+        let mut rows = std::collections::HashSet::new();
+        if let Some(twice) = self.row_labels().into_iter().find(|l| !rows.insert(l.clone())) {
+            return Err(self.err(format!(
+                "two rows get the label `{twice}` (sweep values are written into labels with characters other than \
+                 letters, digits, '.' and '-' replaced by '_'): expected values that read differently"
+            )));
+        }
         let mut axes = std::collections::HashSet::new();
         for key in self.sweep_axes() {
             if !axes.insert(key.clone()) {

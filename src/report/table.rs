@@ -203,7 +203,8 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         groups.entry(idx).or_insert_with(|| (spec.label.clone(), spec.variant.clone(), Vec::new())).2.push(spec);
     }
     let mut evals: BTreeMap<String, Vec<Vec<EvalRow>>> = BTreeMap::new();
-    let mut costs: BTreeMap<String, Vec<Option<Cost>>> = BTreeMap::new();
+    // (seed, cost) per row: overheads pair each run with the first row's run of its seed.
+    let mut costs: BTreeMap<String, Vec<(u64, Option<Cost>)>> = BTreeMap::new();
     let mut codes: BTreeMap<String, Vec<Code>> = BTreeMap::new();
     let mut finished: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
     let mut averages: BTreeMap<String, Average> = BTreeMap::new();
@@ -237,7 +238,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
                     continue;
                 }
             };
-            costs.entry(label.clone()).or_default().push(manifest.cost.clone());
+            costs.entry(label.clone()).or_default().push((spec.seed, manifest.cost.clone()));
             codes.entry(label.clone()).or_default().push(code_of(&manifest));
             finished.entry(label.clone()).or_default().push((spec.seed, spec.id.clone()));
             for r in rows.iter().filter(|r| !r.subtask.starts_with("avg_")) {
@@ -290,13 +291,16 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         let cells = columns
             .iter()
             .map(|(key, _)| match cost_column(key) {
-                Some((c, false)) => Cell { values: run_costs.iter().filter_map(|x| x.as_ref().and_then(c.read)).collect() },
-                // Seed by seed against the first row's run of the same seed.
+                Some((c, false)) => Cell { values: run_costs.iter().filter_map(|(_, x)| x.as_ref().and_then(c.read)).collect() },
+                // Seed by seed against the first row's run of the same seed (a seed the
+                // first row lacks has nothing to compare with).
                 Some((c, true)) => Cell {
                     values: run_costs
                         .iter()
-                        .zip(first_costs)
-                        .filter_map(|(x, base)| Some(100.0 * ((c.read)(x.as_ref()?)? / (c.read)(base.as_ref()?)? - 1.0)))
+                        .filter_map(|(seed, x)| {
+                            let base = first_costs.iter().find(|(s, _)| s == seed)?.1.as_ref()?;
+                            Some(100.0 * ((c.read)(x.as_ref()?)? / (c.read)(base)? - 1.0))
+                        })
                         .collect(),
                 },
                 None => {
