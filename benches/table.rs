@@ -1,7 +1,8 @@
 //! How long `geosr table` takes over 10,000 stored runs: 10 variants x 100 sweep
-//! points x 10 seeds, each a real run folder (manifest.json and eval.csv written
-//! by the store's own writers), then `report::table::build` and rendering timed
-//! over several repetitions. Run with `cargo bench --bench table`.
+//! points x 10 seeds, each a real run folder (config.toml, manifest.json and
+//! eval.csv written by the store's own writers), then `report::table::build` (which
+//! checks each run's files) and rendering timed over several repetitions. Run with
+//! `cargo bench --bench table`.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use geosr::config::layers::cli_layers;
 use geosr::config::Experiment;
 use geosr::eval::EvalRow;
 use geosr::report::table::{build, Format};
-use geosr::runs::{Manifest, Provenance, RunDir, Status};
+use geosr::runs::{Manifest, Provenance, Status};
 
 const VARIANTS: usize = 10;
 const POINTS: usize = 100;
@@ -84,10 +85,14 @@ fn main() {
     let start = Instant::now();
     let provenance = Provenance::collect("flex", "cpu");
     for spec in &plan {
-        let dir = RunDir::new(&results, &spec.experiment, &spec.dir_name());
+        let dir = geosr::launch::run_dir(spec);
+        let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
+        geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
         let variant: usize = spec.variant[1..].parse().unwrap();
         dir.write_csv(&dir.eval_csv(), &eval_rows(spec.seed as usize, variant)).unwrap();
-        dir.write_manifest(&Manifest { status: Status::Done, ..Manifest::for_run(spec, provenance.clone()) })
+        // As a finished run records them: the hashes its files are checked against.
+        let files = dir.result_hashes();
+        dir.write_manifest(&Manifest { status: Status::Done, files, ..Manifest::for_run(spec, provenance.clone()) })
             .unwrap();
     }
     let write_time = start.elapsed();

@@ -50,6 +50,7 @@ fn manifest_round_trips_through_the_store() {
         data_fingerprint: None,
         attempts: Vec::new(),
         reruns: Vec::new(),
+        files: Default::default(),
     };
     run.write_manifest(&m).unwrap();
     assert_eq!(run.read_manifest().unwrap(), Some(m));

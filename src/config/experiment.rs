@@ -374,8 +374,7 @@ impl Experiment {
                             resolved.config.train.seed = seed;
                             resolved.provenance.insert("train.seed".into(), (seed.to_string(), seeds_layer.clone()));
                         }
-                        let id = crate::runs::run_id(&resolved.config);
-                        let legacy_id = crate::runs::legacy_run_id(&resolved.config);
+                        let (id, legacy_id) = crate::runs::run_ids(&resolved.config);
                         RunSpec { seed: resolved.config.train.seed, resolved, id, legacy_id, ..first.clone() }
                     })
                     .collect();
@@ -488,8 +487,7 @@ impl Experiment {
         let resolved = layers::resolve(&self.layers_for(variant, point, seed, env, cli)?).map_err(|e| {
             ConfigError::Variant { path: self.path.clone(), variant: variant.label.clone(), source: Box::new(e) }
         })?;
-        let id = crate::runs::run_id(&resolved.config);
-        let legacy_id = crate::runs::legacy_run_id(&resolved.config);
+        let (id, legacy_id) = crate::runs::run_ids(&resolved.config);
         Ok(RunSpec {
             experiment: self.name.clone(),
             variant: variant.label.clone(),

@@ -89,8 +89,8 @@ pub fn states(plan: &[RunSpec]) -> Result<Vec<RunState>, StoreError> {
                 Ok(m) => m,
                 Err(e) => return Ok(RunState::Damaged(e.to_string())),
             };
-            if manifest.as_ref().is_some_and(|m| m.status == Status::Done) {
-                return Ok(match super::verify_done(spec, &dir) {
+            if let Some(m) = manifest.as_ref().filter(|m| m.status == Status::Done) {
+                return Ok(match super::verify_done(spec, &dir, m) {
                     Ok(_) => RunState::Done,
                     Err(why) => RunState::Damaged(why),
                 });

@@ -94,8 +94,8 @@ pub fn check(claims: &[String], plan: &[RunSpec], draws: usize) -> Result<Vec<Ve
             continue;
         }
         let dir = crate::launch::run_dir(spec);
-        let done = dir.read_manifest().ok().flatten().is_some_and(|m| m.status == Status::Done);
-        if done && crate::launch::verify_done(spec, &dir).is_ok() {
+        let manifest = dir.read_manifest().ok().flatten().filter(|m| m.status == Status::Done);
+        if manifest.is_some_and(|m| crate::launch::verify_done(spec, &dir, &m).is_ok()) {
             if let Ok(scores) = load_scores(&dir) {
                 runs.entry(spec.label.clone()).or_default().push(scores);
             }

@@ -231,7 +231,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
                     continue;
                 }
             };
-            let rows = match crate::launch::verify_done(spec, &dir) {
+            let rows = match crate::launch::verify_done(spec, &dir, &manifest) {
                 Ok(rows) => rows,
                 Err(why) => {
                     notes.push(format!("skipped {label} seed {} ({}): {why}", spec.seed, dir.path.display()));

@@ -24,6 +24,14 @@ pub fn run_id(config: &Config) -> String {
     legacy_run_id(&canonical(config))
 }
 
+/// ([`run_id`], [`legacy_run_id`]) of a config, hashing once when they agree.
+pub fn run_ids(config: &Config) -> (String, String) {
+    let c = canonical(config);
+    let id = legacy_run_id(&c);
+    let legacy = if c == *config { id.clone() } else { legacy_run_id(config) };
+    (id, legacy)
+}
+
 /// The id the same config had before inert keys were canonicalized; equal to
 /// [`run_id`] unless the config sets an inert key away from its default.
 pub fn legacy_run_id(config: &Config) -> String {

@@ -54,6 +54,10 @@ pub struct Manifest {
     /// the run was trained again (`--force`, `--rerun-stale`, or a damaged store).
     #[serde(default)]
     pub reruns: Vec<Rerun>,
+    /// SHA-256 of each result file as the run wrote it (`config.toml`, `eval.csv`,
+    /// `predictions.csv`), so a file changed or cut short afterwards is noticed.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// One process's work on a run.
@@ -121,8 +125,15 @@ impl Manifest {
             data_fingerprint: None,
             attempts: Vec::new(),
             reruns: Vec::new(),
+            files: Default::default(),
         }
     }
+}
+
+/// SHA-256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Table 6's figures for one run, measured the same way for every variant.

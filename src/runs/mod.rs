@@ -8,7 +8,7 @@ pub mod store;
 
 pub use manifest::{Manifest, Provenance, Status};
 pub use find::find_run;
-pub use identity::{legacy_run_id, run_id};
+pub use identity::{legacy_run_id, run_id, run_ids};
 pub use store::{write_atomic, RunDir, RunLock};
 
 #[derive(Debug, thiserror::Error)]

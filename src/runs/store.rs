@@ -132,6 +132,14 @@ impl RunDir {
         self.path.join("eval.csv")
     }
 
+    /// The SHA-256 of each result file a finished run leaves (see `Manifest::files`).
+    pub fn result_hashes(&self) -> std::collections::BTreeMap<String, String> {
+        ["config.toml", "eval.csv", "predictions.csv"]
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), super::manifest::sha256_hex(&std::fs::read(self.path.join(name)).ok()?))))
+            .collect()
+    }
+
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
         write_atomic(&self.manifest_path(), &json)
