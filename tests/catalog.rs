@@ -8,25 +8,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use common::Project;
 
-const TINY: &str = r#"
-title = "tiny"
-seeds = [0, 1]
-
-[config]
-data = { bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }
-model = { backbone = { preset = "tiny" }, geometry = "vggt", fusion = "gated", mask = { kind = "random", gamma = 0.5, beta = 0.5 } }
-train = { steps = 4, batch_size = 8, warmup_steps = 1, lr = 1e-3 }
-
-[[variants]]
-label = "a"
-
-[[variants]]
-label = "f"
-set = { "model.mask.kind" = "none", "model.fusion" = "none", "model.geometry" = "none" }
-"#;
+static TINY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    common::tiny_experiment(
+        "[0, 1]",
+        "steps = 4",
+        "[[variants]]\nlabel = \"a\"\n\n[[variants]]\nlabel = \"f\"\n\
+         set = { \"model.mask.kind\" = \"none\", \"model.fusion\" = \"none\", \"model.geometry\" = \"none\" }\n",
+    )
+});
 
 /// One bad input: the files it needs besides `experiments/tiny.toml`, the command,
 /// extra environment, and what the error must say.
@@ -86,18 +77,15 @@ fn check(cases: Vec<Case>) -> Vec<String> {
     let mut problems = Vec::new();
     for c in &cases {
         let p = Project::new();
-        p.write("experiments/tiny.toml", TINY);
+        p.write("experiments/tiny.toml", &TINY);
         for (path, bytes) in &c.files {
             let full = p.path().join(path);
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
             std::fs::write(full, bytes).unwrap();
         }
         let before = snapshot(p.path());
-        let mut cmd = Command::cargo_bin("geosr").unwrap();
-        cmd.current_dir(p.path()).args(&c.args);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GEOSR_")) {
-            cmd.env_remove(k);
-        }
+        let mut cmd = common::geosr_in(p.path());
+        cmd.args(&c.args);
         for (k, v) in &c.env {
             cmd.env(k, v);
         }
@@ -174,7 +162,7 @@ fn bad_config_values_are_refused_by_key() {
 
 #[test]
 fn bad_environment_variables_are_refused_by_name() {
-    let sweep = format!("{TINY}\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.8, 0.6]\n");
+    let sweep = format!("{}\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.8, 0.6]\n", *TINY);
     let cases = vec![
         case("a typo in a variable", &["run", "tiny"], &["env GEOSR_MODEL__MASK__GAMA", "did you mean `model.mask.gamma`"]).env("GEOSR_MODEL__MASK__GAMA", "0.3"),
         case("a bad value in a variable", &["run", "tiny"], &["env GEOSR_TRAIN__LR", "train.lr", "-1", "positive"]).env("GEOSR_TRAIN__LR", "-1"),
@@ -189,6 +177,7 @@ fn bad_environment_variables_are_refused_by_name() {
 
 #[test]
 fn bad_experiment_files_are_refused_by_file() {
+    let tiny = TINY.as_str();
     let exp = |text: &str| case("", &["plan", "tiny"], &[]).file("experiments/tiny.toml", text);
     let with = |name: &'static str, text: &str, needles: &[&str]| {
         let mut c = exp(text);
@@ -200,7 +189,7 @@ fn bad_experiment_files_are_refused_by_file() {
     let cases = vec![
         case("a missing experiment", &["plan", "nope"], &["experiments/nope.toml", "cannot read"]),
         with("invalid TOML", "title = \n", &["string"]),
-        with("an unknown top-level key", &format!("titel = \"x\"\n{TINY}"), &["unknown field `titel`"]),
+        with("an unknown top-level key", &format!("titel = \"x\"\n{}", *TINY), &["unknown field `titel`"]),
         with("no variants", "title = \"t\"\nvariants = []\n", &["at least one row"]),
         with("no seeds", &TINY.replace("seeds = [0, 1]", "seeds = []"), &["`seeds` is empty"]),
         with("a seed twice", &TINY.replace("seeds = [0, 1]", "seeds = [0, 0]"), &["`seeds` = [0, 0]", "twice", "distinct"]),
@@ -210,17 +199,17 @@ fn bad_experiment_files_are_refused_by_file() {
         with("a claim on an unknown row", &TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\nclaims = [\"a > z\"]"), &["\"a > z\"", "`z`", "[\"a\", \"f\"]"]),
         with("a malformed claim", &TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\nclaims = [\"a = f\"]"), &["\"a = f\"", "> or <"]),
         with("a claim with >=", &TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\nclaims = [\"a >= f\"]"), &["\"a >= f\"", "`= f`"]),
-        with("a grid key without a list", &format!("{TINY}\n[sweep.grid]\n\"model.mask.gamma\" = 0.5\n"), &["sweep.grid.model.mask.gamma", "non-empty list"]),
-        with("zip lists of unequal length", &format!("{TINY}\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.1, 0.2]\n\"model.mask.beta\" = [0.1]\n"), &["sweep.zip[0]", "[2, 1]"]),
+        with("a grid key without a list", &format!("{tiny}\n[sweep.grid]\n\"model.mask.gamma\" = 0.5\n"), &["sweep.grid.model.mask.gamma", "non-empty list"]),
+        with("zip lists of unequal length", &format!("{tiny}\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.1, 0.2]\n\"model.mask.beta\" = [0.1]\n"), &["sweep.zip[0]", "[2, 1]"]),
         with(
             "one key on two axes",
-            &format!("{TINY}\n[sweep.grid]\n\"model.mask.gamma\" = [0.5]\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.1, 0.2]\n"),
+            &format!("{tiny}\n[sweep.grid]\n\"model.mask.gamma\" = [0.5]\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.1, 0.2]\n"),
             &["`model.mask.gamma`", "more than one sweep axis"],
         ),
-        with("two rows with one label", &format!("{TINY}\n[sweep.grid]\n\"train.lr\" = [0.001, 0.001]\n"), &["two rows get the label `a_lr0.001`", "values that read differently"]),
+        with("two rows with one label", &format!("{tiny}\n[sweep.grid]\n\"train.lr\" = [0.001, 0.001]\n"), &["two rows get the label `a_lr0.001`", "values that read differently"]),
         with("a missing layer", &TINY.replace("seeds = [0, 1]", "seeds = [0, 1]\nlayers = [\"nope\"]"), &["configs/nope.toml", "named by"]),
         with("a typo in a variant", &TINY.replace("label = \"f\"\nset = {", "label = \"f\"\nset = { \"model.fuson\" = \"none\","), &["[variant f]", "model.fuson", "model.fusion"]),
-        with("an invalid sweep value", &format!("{TINY}\n[sweep.grid]\n\"model.mask.gamma\" = [0.5, 2.0]\n"), &["model.mask.gamma", "2", "[0, 1]"]),
+        with("an invalid sweep value", &format!("{tiny}\n[sweep.grid]\n\"model.mask.gamma\" = [0.5, 2.0]\n"), &["model.mask.gamma", "2", "[0, 1]"]),
     ];
     let mut cases = cases;
     cases.push(
@@ -398,10 +387,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_variable_that_is_not_configuration_is_named() {
     let p = Project::new();
-    p.write("experiments/tiny.toml", TINY);
-    Command::cargo_bin("geosr")
-        .unwrap()
-        .current_dir(p.path())
+    p.write("experiments/tiny.toml", &TINY);
+    common::geosr_in(p.path())
         .args(["plan", "tiny"])
         .env("GEOSR_TRAIN_LR", "0.1")
         .assert()

@@ -130,15 +130,7 @@ fn config_show_names_the_layer_of_each_key() {
 fn require_clean_refuses_a_dirty_tree_before_writing() {
     let p = Project::new();
     p.write("experiments/tiny.toml", TINY);
-    let git = |args: &[&str]| {
-        assert!(std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
-            .args(args)
-            .current_dir(p.path())
-            .status()
-            .unwrap()
-            .success());
-    };
+    let git = |args: &[&str]| common::git(p.path(), args);
     git(&["init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "x"]);

@@ -11,26 +11,12 @@ use assert_cmd::Command;
 use common::Project;
 use predicates::prelude::*;
 
-const TINY: &str = r#"
-title = "tiny"
-seeds = [0]
+const ONE_VARIANT: &str = "[[variants]]\nlabel = \"a\"\n";
 
-[config]
-data = { bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }
-model = { backbone = { preset = "tiny" }, geometry = "vggt", fusion = "gated", mask = { kind = "random", gamma = 0.5, beta = 0.5 } }
-train = { steps = 4, batch_size = 8, warmup_steps = 1, lr = 1e-3 }
-
-[[variants]]
-label = "a"
-"#;
+static TINY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| common::tiny_experiment("[0]", "steps = 4", ONE_VARIANT));
 
 fn geosr(p: &Project) -> Command {
-    let mut c = Command::cargo_bin("geosr").unwrap();
-    c.current_dir(p.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GEOSR_")) {
-        c.env_remove(k);
-    }
-    c
+    common::geosr_in(p.path())
 }
 
 fn stdout(p: &Project, args: &[&str]) -> String {
@@ -71,7 +57,7 @@ fn a_seed_override_never_fakes_replication() {
     geosr(&p).args(["sweep", "three"]).env("GEOSR_TRAIN__SEED", "5").assert().code(2).stderr(predicate::str::contains("GEOSR_TRAIN__SEED"));
     assert!(!p.path().join("results").exists(), "nothing written");
 
-    p.write("experiments/tiny.toml", TINY);
+    p.write("experiments/tiny.toml", &TINY);
     geosr(&p).args(["run", "tiny", "--set", "train.seed=1"]).assert().success();
     let runs = entries(&p, "tiny");
     assert_eq!(runs.len(), 1);
@@ -89,7 +75,7 @@ fn an_override_of_a_swept_key_is_refused() {
     let p = Project::new();
     p.write(
         "experiments/sweep.toml",
-        &format!("{TINY}\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.8, 0.6, 0.4]\n\"model.mask.beta\" = [0.5, 0.5, 0.5]\n"),
+        &format!("{}\n[[sweep.zip]]\n\"model.mask.gamma\" = [0.8, 0.6, 0.4]\n\"model.mask.beta\" = [0.5, 0.5, 0.5]\n", *TINY),
     );
     let ids = stdout(&p, &["plan", "sweep"]);
     assert_eq!(ids.lines().filter(|l| l.trim_start().starts_with("a_gamma")).count(), 3, "{ids}");
@@ -111,8 +97,9 @@ fn an_override_of_a_swept_key_is_refused() {
 fn overrides_that_merge_distinct_runs_are_refused() {
     let p = Project::new();
     let three = format!(
-        "{TINY}\n[[variants]]\nlabel = \"e\"\nset = {{ \"model.mask.kind\" = \"none\", \"model.fusion\" = \"additive\" }}\n\
-         [[variants]]\nlabel = \"f\"\nset = {{ \"model.mask.kind\" = \"none\", \"model.fusion\" = \"none\", \"model.geometry\" = \"none\" }}\n"
+        "{}\n[[variants]]\nlabel = \"e\"\nset = {{ \"model.mask.kind\" = \"none\", \"model.fusion\" = \"additive\" }}\n\
+         [[variants]]\nlabel = \"f\"\nset = {{ \"model.mask.kind\" = \"none\", \"model.fusion\" = \"none\", \"model.geometry\" = \"none\" }}\n",
+        *TINY
     );
     p.write("experiments/abc.toml", &three);
     geosr(&p)
@@ -190,7 +177,7 @@ fn one_seed_shows_no_spread() {
 #[test]
 fn a_run_shared_by_two_experiments_trains_once() {
     let p = Project::new();
-    p.write("experiments/first.toml", TINY);
+    p.write("experiments/first.toml", &TINY);
     p.write("experiments/second.toml", &TINY.replace("label = \"a\"", "label = \"centre\"\nname = \"the same config\""));
     geosr(&p).args(["run", "first"]).assert().success();
     geosr(&p).args(["sweep", "second"]).assert().success().stdout(predicate::str::contains("1 done").and(predicate::str::contains("0 to run")));
@@ -207,7 +194,7 @@ fn a_run_shared_by_two_experiments_trains_once() {
 #[test]
 fn keys_that_cannot_change_a_result_keep_the_id() {
     let p = Project::new();
-    p.write("experiments/tiny.toml", TINY);
+    p.write("experiments/tiny.toml", &TINY);
     let id = |sets: &[&str]| {
         let mut args = vec!["plan", "tiny"];
         for s in sets {
@@ -229,7 +216,7 @@ fn keys_that_cannot_change_a_result_keep_the_id() {
 #[test]
 fn a_table_names_the_runs_its_plan_misses() {
     let p = Project::new();
-    p.write("experiments/tiny.toml", TINY);
+    p.write("experiments/tiny.toml", &TINY);
     geosr(&p).args(["run", "tiny", "--set", "train.lr=0.01"]).assert().success();
     for command in ["table", "status"] {
         geosr(&p)
@@ -295,16 +282,8 @@ fn a_new_build_is_noticed_and_can_be_rerun() {
 #[test]
 fn a_run_records_what_decides_its_numbers_and_no_secrets() {
     let p = Project::new();
-    p.write("experiments/tiny.toml", TINY);
-    let git = |args: &[&str]| {
-        assert!(std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
-            .args(args)
-            .current_dir(p.path())
-            .status()
-            .unwrap()
-            .success());
-    };
+    p.write("experiments/tiny.toml", &TINY);
+    let git = |args: &[&str]| common::git(p.path(), args);
     git(&["init", "-q"]);
     p.write(".gitignore", "results/\n");
     git(&["add", "."]);
@@ -336,7 +315,7 @@ fn a_run_records_what_decides_its_numbers_and_no_secrets() {
 fn kept_weights_reproduce_the_predictions() {
     use burn::backend::Flex;
     let p = Project::new();
-    p.write("experiments/tiny.toml", TINY);
+    p.write("experiments/tiny.toml", &TINY);
     geosr(&p).args(["run", "tiny"]).assert().success();
     let run = &entries(&p, "tiny")[0];
     let config: geosr::config::Config = toml::from_str(&std::fs::read_to_string(run.join("config.toml")).unwrap()).unwrap();
@@ -405,7 +384,7 @@ fn a_serial_sweep_goes_on_after_a_run_that_cannot_be_stored() {
 #[test]
 fn config_show_selects_a_sweep_point() {
     let p = Project::new();
-    p.write("experiments/sweep.toml", &format!("{TINY}\n[sweep.grid]\n\"model.mask.gamma\" = [0.8, 0.6]\n"));
+    p.write("experiments/sweep.toml", &format!("{}\n[sweep.grid]\n\"model.mask.gamma\" = [0.8, 0.6]\n", *TINY));
     let out = stdout(&p, &["config", "show", "sweep", "--label", "a_gamma0.6"]);
     assert!(out.contains("| run a_gamma0.6 |"), "{out}");
     assert!(out.lines().any(|l| l.contains("model.mask.gamma") && l.contains("0.6") && l.contains("sweep")), "{out}");

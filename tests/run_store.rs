@@ -1,5 +1,8 @@
 //! Atomic writes and provenance.
 
+mod common;
+
+use common::git;
 use geosr::runs::manifest::git_state;
 use geosr::runs::{write_atomic, Manifest, Provenance, RunDir, Status};
 
@@ -68,16 +71,6 @@ fn provenance_records_versions_host_and_command() {
     assert!(!p.command.is_empty());
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let ok = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 #[test]
 fn git_state_reports_commit_branch_and_dirty_diff() {

@@ -12,25 +12,15 @@ use common::Project;
 use predicates::prelude::*;
 
 /// 30 steps with a checkpoint every 5: five checkpoints and 19 renames in all.
-const LONG: &str = r#"
-title = "tiny"
-seeds = [0]
-[config]
-data = { bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }
-model = { backbone = { preset = "tiny" }, geometry = "vggt", fusion = "gated", mask = { kind = "random", gamma = 0.5, beta = 0.5 } }
-train = { steps = 30, batch_size = 8, warmup_steps = 1, lr = 1e-3, checkpoint_every = 5 }
-[[variants]]
-label = "a"
-"#;
+static LONG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| common::tiny_experiment("[0]", "steps = 30, checkpoint_every = 5", "[[variants]]\nlabel = \"a\"\n"));
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("geosr")
 }
 
 fn geosr(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("geosr").unwrap();
-    c.current_dir(dir);
-    c
+    common::geosr_in(dir)
 }
 
 /// The one run folder of experiment `tiny` under `results`.
@@ -64,7 +54,7 @@ fn leftovers(dir: &Path) -> Vec<PathBuf> {
 /// eval.csv of an unbroken run of `LONG`.
 fn reference_eval() -> Vec<u8> {
     let p = Project::new();
-    p.write("experiments/tiny.toml", LONG);
+    p.write("experiments/tiny.toml", &LONG);
     geosr(p.path()).args(["run", "tiny"]).assert().success();
     std::fs::read(the_run(&p.path().join("results")).join("eval.csv")).unwrap()
 }
@@ -80,7 +70,7 @@ fn a_run_killed_at_any_rename_resumes_to_the_same_result() {
     // Renames go through rename(2) (links, checkpoint folders) and renameat(2) (files).
     let count = |syscall: &str| {
         let p = Project::new();
-        p.write("experiments/tiny.toml", LONG);
+        p.write("experiments/tiny.toml", &LONG);
         let trace = p.path().join("trace.txt");
         let ok = std::process::Command::new("strace")
             .args(["-f", "-qq", "-e", &format!("trace={syscall}"), "-o"])
@@ -101,7 +91,7 @@ fn a_run_killed_at_any_rename_resumes_to_the_same_result() {
         assert!(n >= 5, "{syscall}: {n} calls");
         for when in 1..=n {
             let p = Project::new();
-            p.write("experiments/tiny.toml", LONG);
+            p.write("experiments/tiny.toml", &LONG);
             let out = std::process::Command::new("strace")
                 .args(["-f", "-qq", "-o", "/dev/null", "-e", &format!("trace={syscall}"), "-e", &format!("inject={syscall}:signal=KILL:when={when}")])
                 .arg(bin())
@@ -155,7 +145,7 @@ fn a_full_disk_fails_the_run_cleanly_and_a_rerun_gets_it_right() {
         assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
         s.f_bavail as u64 * s.f_frsize as u64
     };
-    let two = format!("{LONG}\n[[variants]]\nlabel = \"b\"\nset = {{ \"model.mask.gamma\" = 0.6 }}\n");
+    let two = format!("{}\n[[variants]]\nlabel = \"b\"\nset = {{ \"model.mask.gamma\" = 0.6 }}\n", *LONG);
     let mut outcomes = Vec::new();
     for room_kib in [8u64, 64, 200, 400, 700, 1200, 2000] {
         let p = Project::new();
@@ -231,16 +221,8 @@ fn lock_race() {
     assert_eq!(refused, 0, "the checker took the lock {refused} times");
 }
 
-const TWO: &str = r#"
-title = "tiny"
-seeds = [0, 1]
-[config]
-data = { bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }
-model = { backbone = { preset = "tiny" }, geometry = "vggt", fusion = "gated", mask = { kind = "random", gamma = 0.5, beta = 0.5 } }
-train = { steps = 4, batch_size = 8, warmup_steps = 1, lr = 1e-3 }
-[[variants]]
-label = "a"
-"#;
+static TWO: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| common::tiny_experiment("[0, 1]", "steps = 4", "[[variants]]\nlabel = \"a\"\n"));
 
 /// A damaged run (an empty manifest, a garbage row or a NaN in eval.csv, a deleted
 /// config.toml) is reported as that run's problem: the table, status and plan go on
@@ -267,7 +249,7 @@ fn a_damaged_run_is_reported_and_trained_again() {
     ];
     for (what, damage) in damages {
         let p = Project::new();
-        p.write("experiments/tiny.toml", TWO);
+        p.write("experiments/tiny.toml", &TWO);
         geosr(p.path()).args(["sweep", "tiny"]).assert().success();
         let runs: Vec<PathBuf> = {
             let mut r: Vec<PathBuf> = std::fs::read_dir(p.path().join("results/runs/tiny")).unwrap().map(|e| e.unwrap().path()).collect();

@@ -269,13 +269,12 @@ pub enum FeatureError {
     SplitMismatch { train_path: PathBuf, eval_path: PathBuf, key: &'static str, train: String, eval: String },
 }
 
-/// Checks every record of `<dir>/questions.jsonl` as [`load`] does (fields, answers,
-/// unique ids, a features file for each) without reading any tensor, and returns each
-/// record's subtask index. Cheap enough to run for every planned run before any trains.
-pub fn check_records(dir: &Path, meta: &Meta) -> Result<Vec<usize>, FeatureError> {
+/// Every record of `<dir>/questions.jsonl`, checked (fields, answers, unique ids),
+/// with its 1-based line and its features file; blank lines are skipped but counted.
+fn records(dir: &Path, bench: Bench) -> Result<Vec<(usize, Record, PathBuf)>, FeatureError> {
     let path = dir.join("questions.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|source| FeatureError::Io { path: path.clone(), source })?;
-    let mut subtasks = Vec::new();
+    let mut out = Vec::new();
     let mut first_line_of_id: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -283,16 +282,29 @@ pub fn check_records(dir: &Path, meta: &Meta) -> Result<Vec<usize>, FeatureError
             continue;
         }
         let record_err = |source: RecordError| FeatureError::Record { path: path.clone(), line, source };
-        let record = parse_record(meta.bench, raw).map_err(record_err)?;
+        let record = parse_record(bench, raw).map_err(record_err)?;
         if let Some(&first_line) = first_line_of_id.get(&record.id) {
             return Err(record_err(RecordError::DuplicateId { id: record.id, first_line }));
         }
+        first_line_of_id.insert(record.id.clone(), line);
         let features = dir.join("features").join(format!("{}.safetensors", record.id));
-        check_features_header(meta, &features).map_err(|e| e.at(&path, line, &features))?;
-        first_line_of_id.insert(record.id, line);
-        subtasks.push(record.subtask);
+        out.push((line, record, features));
     }
-    Ok(subtasks)
+    Ok(out)
+}
+
+/// Checks every record of `<dir>/questions.jsonl` as [`load`] does (fields, answers,
+/// unique ids, each features file's header) without reading any tensor, and returns
+/// each record's subtask index. Cheap enough to run for every planned run before any trains.
+pub fn check_records(dir: &Path, meta: &Meta) -> Result<Vec<usize>, FeatureError> {
+    let questions = dir.join("questions.jsonl");
+    records(dir, meta.bench)?
+        .into_iter()
+        .map(|(line, record, features)| {
+            check_features_header(meta, &features).map_err(|e| e.at(&questions, line, &features))?;
+            Ok(record.subtask)
+        })
+        .collect()
 }
 
 /// Refuses an evaluation split whose token layout differs from the training split's.
@@ -370,9 +382,6 @@ pub fn load_meta(dir: &Path) -> Result<Meta, FeatureError> {
 pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
     let meta = load_meta(dir)?;
     let path = dir.join("questions.jsonl");
-    let text =
-        std::fs::read_to_string(&path).map_err(|source| FeatureError::Io { path: path.clone(), source })?;
-
     let mut set = FeatureSet {
         data: Dataset {
             bench: meta.bench,
@@ -389,21 +398,7 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
         ids: Vec::new(),
         question_types: Vec::new(),
     };
-    let mut first_line_of_id: HashMap<String, usize> = HashMap::new();
-
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let record_err = |source: RecordError| FeatureError::Record { path: path.clone(), line, source };
-        let record = parse_record(meta.bench, raw).map_err(record_err)?;
-        if let Some(&first_line) = first_line_of_id.get(&record.id) {
-            return Err(record_err(RecordError::DuplicateId { id: record.id, first_line }));
-        }
-        first_line_of_id.insert(record.id.clone(), line);
-
-        let features = dir.join("features").join(format!("{}.safetensors", record.id));
+    for (line, record, features) in records(dir, meta.bench)? {
         let (vision, geometry) = read_features(&meta, &features).map_err(|e| e.at(&path, line, &features))?;
 
         set.data.samples.push(Sample {

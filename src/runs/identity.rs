@@ -58,7 +58,8 @@ pub fn legacy_run_id(config: &Config) -> String {
 /// (section, key, the value at which the key changes nothing) of config keys added
 /// after the first runs were stored: left out of the hash at that value, so those
 /// runs keep their ids.
-const ADDED_KEYS: &[(&str, &str, fn() -> serde_json::Value)] = &[
+type AddedKey = (&'static str, &'static str, fn() -> serde_json::Value);
+const ADDED_KEYS: &[AddedKey] = &[
     ("train", "number_weight", || serde_json::json!(1.0)),
     ("data", "subtasks", || serde_json::json!([])),
     ("model", "grounding", || serde_json::json!(0.0)),

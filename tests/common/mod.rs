@@ -68,3 +68,42 @@ pub fn plan_in(p: &Project, name: &str) -> (geosr::config::Experiment, Vec<geosr
     let plan = exp.plan(&[], &sets).unwrap();
     (exp, plan)
 }
+
+/// A static experiment small enough to train in about a second per run: `seeds` as
+/// written in TOML (`[0, 1]`), the `train` table's extra keys (`steps = 4`), then
+/// `variants` (TOML `[[variants]]` tables).
+pub fn tiny_experiment(seeds: &str, train: &str, variants: &str) -> String {
+    format!(
+        r#"
+title = "tiny"
+seeds = {seeds}
+
+[config]
+data = {{ bench = "static", train_size = 64, eval_size = 32, frames = 1, vision_grid = [3, 3], geometry_grid = [2, 2] }}
+model = {{ backbone = {{ preset = "tiny" }}, geometry = "vggt", fusion = "gated", mask = {{ kind = "random", gamma = 0.5, beta = 0.5 }} }}
+train = {{ batch_size = 8, warmup_steps = 1, lr = 1e-3, {train} }}
+{variants}"#
+    )
+}
+
+/// The `geosr` binary run in `dir`, with no `GEOSR_*` variable of the caller's.
+pub fn geosr_in(dir: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("geosr").unwrap();
+    c.current_dir(dir);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GEOSR_")) {
+        c.env_remove(k);
+    }
+    c
+}
+
+/// Runs git in `dir` as a throwaway identity, and asserts that it succeeded.
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
