@@ -124,3 +124,15 @@ fn ids_of_configs_at_their_defaults_are_unchanged() {
     assert_eq!(run_id(&d), run_id(&c));
     assert_ne!(legacy_run_id(&d), run_id(&d));
 }
+
+/// Weight decay is part of an Adam run (an L2 term on its gradients): a run with it
+/// predicts differently and has another id.
+#[test]
+fn weight_decay_changes_an_adam_run() {
+    let a = tiny();
+    let mut b = tiny();
+    b.train.weight_decay = 0.5;
+    assert_ne!(run_id(&a), run_id(&b));
+    let (pa, pb) = (predictions(&a, 16), predictions(&b, 16));
+    assert!(pa.iter().zip(&pb).any(|(x, y)| x.prediction != y.prediction), "weight decay changed nothing");
+}
