@@ -145,6 +145,12 @@ eval = {{ average = "micro" }}
         ),
     );
     geosr(&p).args(["run", "both"]).assert().success();
+    // A run on precomputed features records what it read.
+    for run in entries(&p, "both") {
+        let fingerprint = &manifest(&run)["data_fingerprint"];
+        assert_eq!(fingerprint["train"], fingerprint["eval"], "both splits are the same folder");
+        assert_eq!(fingerprint["train"].as_str().unwrap().len(), 16);
+    }
     let eval_avg = |label: &str, key: &str| -> f64 {
         let run = entries(&p, "both").into_iter().find(|r| r.file_name().unwrap().to_string_lossy().starts_with(&format!("{label}-"))).unwrap();
         let rows: Vec<geosr::eval::EvalRow> = csv::Reader::from_path(run.join("eval.csv")).unwrap().deserialize().map(Result::unwrap).collect();

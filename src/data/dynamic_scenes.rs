@@ -125,6 +125,7 @@ pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
         category_channels: CATEGORY_COUNT,
         geometry_channels: GEOMETRY_CHANNELS,
         question_types: None,
+        fingerprint: None,
     }
 }
 

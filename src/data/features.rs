@@ -394,12 +394,20 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
             geometry_channels: meta.geometry_channels,
             category_channels: 0,
             question_types: None,
+            fingerprint: None,
         },
         ids: Vec::new(),
         question_types: Vec::new(),
     };
+    // The fingerprint covers what is read, in the order it is read.
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for name in ["meta.json", "questions.jsonl"] {
+        let file = dir.join(name);
+        hasher.update(std::fs::read(&file).map_err(|source| FeatureError::Io { path: file, source })?);
+    }
     for (line, record, features) in records(dir, meta.bench)? {
-        let (vision, geometry) = read_features(&meta, &features).map_err(|e| e.at(&path, line, &features))?;
+        let (vision, geometry) = read_features(&meta, &features, &mut hasher).map_err(|e| e.at(&path, line, &features))?;
 
         set.data.samples.push(Sample {
             subtask: record.subtask,
@@ -416,6 +424,7 @@ pub fn load(dir: &Path) -> Result<FeatureSet, FeatureError> {
         set.question_types.push(record.question_type);
     }
     set.data.question_types = Some(set.question_types.clone());
+    set.data.fingerprint = Some(hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect());
     Ok(set)
 }
 
@@ -661,11 +670,12 @@ fn check_features_header(meta: &Meta, features: &Path) -> Result<(), TensorProbl
 }
 
 /// Reads the `vision` and `geometry` tensors of one record and checks them against `meta`.
-fn read_features(meta: &Meta, features: &Path) -> Result<(Vec<f32>, Vec<f32>), TensorProblem> {
+fn read_features(meta: &Meta, features: &Path, fingerprint: &mut impl sha2::Digest) -> Result<(Vec<f32>, Vec<f32>), TensorProblem> {
     let bytes = std::fs::read(features).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => TensorProblem::Missing,
         _ => TensorProblem::Io(e),
     })?;
+    fingerprint.update(&bytes);
     let file = SafeTensors::deserialize(&bytes).map_err(TensorProblem::Invalid)?;
     let read = |name: &'static str, expected: [usize; 2]| -> Result<Vec<f32>, TensorProblem> {
         let view = file.tensor(name).map_err(|e| match e {

@@ -96,6 +96,9 @@ pub struct Dataset {
     /// The benchmark's own question type of each sample, for real data (VSI-Bench
     /// keeps relative direction's easy/medium/hard levels apart, and its score folds them).
     pub question_types: Option<Vec<String>>,
+    /// For precomputed features: a SHA-256 prefix over `meta.json`, `questions.jsonl`
+    /// and every features file read, taken as they are read (the run's manifest keeps it).
+    pub fingerprint: Option<String>,
 }
 
 impl Dataset {

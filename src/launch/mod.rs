@@ -205,7 +205,11 @@ pub fn run_one<B: AutodiffBackend>(
                 m.provenance.build.as_ref().map_or("an older geosr".into(), |b| b.short()),
                 crate::runs::manifest::Build::current().short()
             )),
-            Ok(_) => return Ok(Outcome::Skipped { dir: dir.path }),
+            Ok(_) => {
+                // A run killed between recording `done` and dropping its checkpoints leaves them.
+                checkpoints.clear();
+                return Ok(Outcome::Skipped { dir: dir.path });
+            }
             Err(why) => Some(format!("damaged: {why}")),
         },
         Ok(Some(m)) => {
@@ -310,11 +314,8 @@ fn train_and_evaluate<B: AutodiffBackend>(
     let train_data = data::load(&config.data, Split::Train).map_err(data_failure)?;
     let eval_data = data::load(&config.data, Split::Eval).map_err(data_failure)?;
     check_same_layout(&train_data, &eval_data)?;
-    if config.data.source == crate::config::DataSource::Features {
-        manifest.data_fingerprint = Some(crate::runs::manifest::DataFingerprint {
-            train: folder_fingerprint(std::path::Path::new(&config.data.features.train)),
-            eval: folder_fingerprint(std::path::Path::new(&config.data.features.eval)),
-        });
+    if let (Some(train), Some(eval)) = (&train_data.fingerprint, &eval_data.fingerprint) {
+        manifest.data_fingerprint = Some(crate::runs::manifest::DataFingerprint { train: train.clone(), eval: eval.clone() });
         dir.write_manifest(manifest)?;
     }
     // A resumed run keeps the rows it logged before the checkpoint.
@@ -402,32 +403,6 @@ fn check_same_layout(train: &data::Dataset, eval: &data::Dataset) -> Result<(), 
     Ok(())
 }
 
-/// SHA-256 prefix over every file under `dir` (relative paths and contents), in name order.
-fn folder_fingerprint(dir: &std::path::Path) -> String {
-    use sha2::{Digest, Sha256};
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(dir, &mut files);
-    files.sort();
-    let mut hasher = Sha256::new();
-    for file in files {
-        hasher.update(file.strip_prefix(dir).unwrap_or(&file).to_string_lossy().as_bytes());
-        hasher.update([0]);
-        if let Ok(mut f) = std::fs::File::open(&file) {
-            let _ = std::io::copy(&mut f, &mut hasher);
-        }
-    }
-    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
 
 /// `JOBID_TASK` of the Slurm array task running this process, if any.
 fn slurm_task_from_env() -> Option<String> {

@@ -87,7 +87,8 @@ pub struct Rerun {
     pub when: String,
 }
 
-/// SHA-256 prefixes over every file of a precomputed-features folder (paths and contents).
+/// SHA-256 prefixes over each precomputed-features split as it was read (`meta.json`,
+/// `questions.jsonl` and every features file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataFingerprint {
     pub train: String,
