@@ -244,3 +244,22 @@ fn a_slurm_job_array_runs_the_sweep_and_its_table_reads_back() {
     assert_eq!(subs.as_array().unwrap().len(), 2);
     assert_eq!(subs[1]["tasks"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["4", "5"]);
 }
+
+/// A pool starts the runs with the most work first, so a sweep does not end on a long
+/// run with the other cores idle.
+#[test]
+fn the_longest_runs_start_first() {
+    let p = Project::new();
+    p.write(
+        "experiments/mixed.toml",
+        &common::tiny_experiment(
+            "[0]",
+            "steps = 4",
+            "[[variants]]\nlabel = \"short\"\n[[variants]]\nlabel = \"long\"\nset = { \"train.steps\" = 40 }\n\
+             [[variants]]\nlabel = \"wide\"\nset = { \"train.steps\" = 40, \"model.backbone.width\" = 64, \"model.backbone.heads\" = 4 }\n",
+        ),
+    );
+    let (_, plan) = common::plan_in(&p, "mixed");
+    let order: Vec<&str> = geosr::launch::sweep::longest_first(&plan, &[0, 1, 2]).iter().map(|&i| plan[i].label.as_str()).collect();
+    assert_eq!(order, ["wide", "long", "short"]);
+}

@@ -156,8 +156,33 @@ pub enum Event<'a> {
     Stopping { running: usize },
 }
 
+/// The plan entries at `todo`, the most work first (analytic FLOPs of a training step
+/// times the steps), so the runs that end a sweep are its short ones.
+pub fn longest_first(plan: &[RunSpec], todo: &[usize]) -> Vec<usize> {
+    let work = |spec: &RunSpec| {
+        let config = &spec.resolved.config;
+        let steps = crate::train::total_steps(config, config.data.train_size) as f64;
+        crate::model::ModelDims::for_config(&config.data)
+            .map_or(steps, |dims| steps * crate::model::flops::train_step_flops(&config.model, &dims, config.train.batch_size) as f64)
+    };
+    let mut order: Vec<(usize, f64)> = todo.iter().map(|&i| (i, work(&plan[i]))).collect();
+    // Stable: equal work keeps the plan's order.
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    order.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Kernel threads for a run a pool starts with `left` runs still waiting behind it:
+/// its share of the cores among `jobs` at once, or, near a sweep's end, the cores the
+/// remaining runs leave idle (the last run gets them all). A running process's thread
+/// pool cannot grow, so a run is given them when it starts. A user's own
+/// RAYON_NUM_THREADS wins over both.
+pub fn threads_for(cores: usize, jobs: usize, left: usize) -> usize {
+    (cores / jobs.max(1)).max(cores / (left + 1)).max(1)
+}
+
 /// Runs the plan entries at `todo` with at most `jobs` child processes at once, each
-/// writing its output to `log.txt` in its run folder. Returns how many failed.
+/// writing its output to `log.txt` in its run folder, the most work first (see
+/// [`longest_first`] and [`threads_for`]). Returns how many failed.
 pub fn run_pool(
     plan: &[RunSpec],
     todo: &[usize],
@@ -167,19 +192,16 @@ pub fn run_pool(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<usize, StoreError> {
     let jobs = jobs.max(1);
-    // Small models gain little from a second thread (tiny backbone: 51 ms/step on
-    // two threads, 64 on one), so N single-threaded runs beat N runs fighting over
-    // every core. A user's own RAYON_NUM_THREADS wins.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / jobs).max(1).to_string();
-    let mut queue = todo.iter().copied();
+    let mut queue: std::collections::VecDeque<usize> = longest_first(plan, todo).into();
     let mut running: Vec<(Child, usize, usize, Instant, PathBuf)> = Vec::new(); // child, plan index, slot, start, log
     let mut free_slots: Vec<usize> = (0..jobs).rev().collect();
     let mut failed = 0;
     let mut stopping = false;
     loop {
         while !stopping && !free_slots.is_empty() {
-            let Some(index) = queue.next() else { break };
+            let Some(index) = queue.pop_front() else { break };
+            let threads = threads_for(cores, jobs, queue.len()).to_string();
             let slot = free_slots.pop().expect("checked non-empty");
             let spec = &plan[index];
             let dir = super::run_dir(spec);
@@ -236,5 +258,20 @@ pub fn run_pool(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_for;
+
+    #[test]
+    fn cores_go_to_the_runs_still_going() {
+        // 2 cores, 2 jobs: one thread each while two or more runs wait, both for the last.
+        assert_eq!([3, 1, 0].map(|left| threads_for(2, 2, left)), [1, 1, 2]);
+        // 16 cores, 4 jobs: 4 each, then 8 for the second to last and 16 for the last.
+        assert_eq!([5, 1, 0].map(|left| threads_for(16, 4, left)), [4, 8, 16]);
+        // More jobs than cores still gives each run a thread.
+        assert_eq!(threads_for(2, 8, 10), 1);
     }
 }
