@@ -188,6 +188,9 @@ enum Command {
         /// Where to time: `cpu` (every CPU backend), `cuda:N`, or both as `cpu,cuda:0`.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Only this CPU backend (default: each of them).
+        #[arg(long, value_enum)]
+        backend: Option<CpuBackend>,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -250,14 +253,17 @@ enum BenchName {
     Dsr,
 }
 
-/// The embedded CPU backends. Flex is the default: a training step of the tiny full model
-/// took 49 ms on Flex and 54 ms on NdArray at width 32, and the two were within noise at
-/// width 64 (`geosr bench`, see README).
+/// The CPU backends. Flex is the default and, with NdArray, embedded: they need nothing
+/// at run time, and a step of quick's models is within noise on the two (docs/performance.md).
+/// LibTorch (`--features tch`) runs PyTorch's kernels: ~2.5x faster, but needs a PyTorch
+/// install to build and to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 enum CpuBackend {
     #[default]
     Flex,
     Ndarray,
+    #[cfg(feature = "tch")]
+    Libtorch,
 }
 
 fn override_layers(o: &Overrides) -> Result<(Vec<Layer>, Vec<Layer>), ConfigError> {
@@ -621,7 +627,7 @@ fn real_main() -> Result<ExitCode> {
             let report = geosr::eval::score::score_file(bench, &predictions)?;
             print!("{}", report.render_markdown());
         }
-        Command::Bench { experiment, variant, steps, device, overrides } => {
+        Command::Bench { experiment, variant, steps, device, backend, overrides } => {
             if steps == 0 {
                 return Err(Usage("--steps 0: expected at least 1 timed step".into()).into());
             }
@@ -672,8 +678,9 @@ fn real_main() -> Result<ExitCode> {
                 for d in &devices {
                     match *d {
                         None => {
-                            record("flex", bench_one::<Autodiff<Flex>>(config, splits, &Default::default())?);
-                            record("ndarray", bench_one::<Autodiff<NdArray>>(config, splits, &NdArrayDevice::Cpu)?);
+                            for cpu in CpuBackend::value_variants().iter().filter(|b| backend.is_none_or(|only| only == **b)) {
+                                record(backend_name(*cpu), bench_cpu(*cpu, config, splits)?);
+                            }
                         }
                         Some(index) => record(&format!("cuda:{index}"), bench_cuda(config, splits, index)?),
                     }
@@ -904,6 +911,29 @@ fn backend_name(backend: CpuBackend) -> &'static str {
     match backend {
         CpuBackend::Flex => "flex",
         CpuBackend::Ndarray => "ndarray",
+        #[cfg(feature = "tch")]
+        CpuBackend::Libtorch => "libtorch",
+    }
+}
+
+/// The threads LibTorch's kernels run on: the sweep's share (RAYON_NUM_THREADS), as for
+/// the embedded backends; LibTorch's own default is every core.
+#[cfg(feature = "tch")]
+fn libtorch_threads() {
+    if let Some(n) = std::env::var("RAYON_NUM_THREADS").ok().and_then(|n| n.parse::<i32>().ok()) {
+        tch::set_num_threads(n);
+    }
+}
+
+fn bench_cpu(backend: CpuBackend, config: &geosr::config::Config, splits: Splits) -> Result<(Vec<geosr::train::StepRow>, f64)> {
+    match backend {
+        CpuBackend::Flex => bench_one::<Autodiff<Flex>>(config, splits, &Default::default()),
+        CpuBackend::Ndarray => bench_one::<Autodiff<NdArray>>(config, splits, &NdArrayDevice::Cpu),
+        #[cfg(feature = "tch")]
+        CpuBackend::Libtorch => {
+            libtorch_threads();
+            bench_one::<Autodiff<burn::backend::LibTorch>>(config, splits, &burn::backend::libtorch::LibTorchDevice::Cpu)
+        }
     }
 }
 
@@ -942,6 +972,12 @@ fn dispatch(runs: &[RunSpec], mut opts: RunOptions, device: &str, backend: CpuBa
             CpuBackend::Flex => {
                 opts.backend = "flex".into();
                 execute::<Autodiff<Flex>>(runs, &opts, &[Default::default()], fail_fast)
+            }
+            #[cfg(feature = "tch")]
+            CpuBackend::Libtorch => {
+                opts.backend = "libtorch".into();
+                libtorch_threads();
+                execute::<Autodiff<burn::backend::LibTorch>>(runs, &opts, &[burn::backend::libtorch::LibTorchDevice::Cpu], fail_fast)
             }
         }
     } else if let Some(index) = device.strip_prefix("cuda:") {
