@@ -254,9 +254,9 @@ enum BenchName {
 }
 
 /// The CPU backends. Flex is the default and, with NdArray, embedded: they need nothing
-/// at run time, and a step of quick's models is within noise on the two (docs/performance.md).
-/// LibTorch (`--features tch`) runs PyTorch's kernels: ~2.5x faster, but needs a PyTorch
-/// install to build and to run.
+/// at run time, and NdArray's training step on quick's models is 8-23% slower.
+/// LibTorch (`--features tch`) runs PyTorch's kernels, 2.2-2.9x faster than Flex, but
+/// needs a PyTorch install to build and to run (docs/performance.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 enum CpuBackend {
     #[default]
