@@ -53,6 +53,9 @@ pub enum Command {
     /// Score a predictions file from any model with the benchmark's official protocol.
     Score(report::ScoreArgs),
     /// Measure training speed (steps/s, samples/s) of one run on every compiled backend.
+    Speed(speed::SpeedArgs),
+    /// The former name of `speed`.
+    #[command(hide = true)]
     Bench(speed::SpeedArgs),
     /// Config keys, per-subtask scores and provenance that differ between two stored runs.
     Diff(inspect::DiffArgs),
@@ -73,7 +76,11 @@ impl Command {
             Command::Table(args) => report::table(args),
             Command::Status(args) => inspect::status(args),
             Command::Score(args) => report::score(args),
-            Command::Bench(args) => speed::speed(args),
+            Command::Speed(args) => speed::speed(args),
+            Command::Bench(args) => {
+                eprintln!("note: `geosr bench` is now `geosr speed`");
+                speed::speed(args)
+            }
             Command::Diff(args) => inspect::diff(args),
             Command::Plot(args) => report::plot(args),
         }
