@@ -6,7 +6,7 @@ use geosr::config::experiment::VariantSpec;
 use geosr::config::layers::{cli_layers, env_layers, env_warnings};
 use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
 
-use super::backend::CpuBackend;
+use super::backend::{CpuBackend, NO_CUDA};
 use super::exit::Usage;
 
 #[derive(clap::Args, Clone)]
@@ -103,9 +103,7 @@ impl RunTarget {
     pub fn check(&self) -> Result<(), Usage> {
         self.target.check()?;
         if !self.devices.is_empty() && !cfg!(feature = "cuda") {
-            return Err(Usage(
-                "--devices: this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`".into(),
-            ));
+            return Err(Usage(format!("--devices: {NO_CUDA}")));
         }
         Ok(())
     }
@@ -130,9 +128,7 @@ pub fn parse_device(device: &str) -> Result<Device, Usage> {
         }
     };
     if matches!(device_kind, Device::Cuda(_)) && !cfg!(feature = "cuda") {
-        return Err(Usage(format!(
-            "--device {device}: this geosr was built without CUDA; rebuild with `cargo build --release --features cuda`"
-        )));
+        return Err(Usage(format!("--device {device}: {NO_CUDA}")));
     }
     Ok(device_kind)
 }

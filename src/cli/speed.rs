@@ -22,6 +22,7 @@ const WARM_UP: usize = 3;
 
 #[derive(clap::Args)]
 pub struct SpeedArgs {
+    /// Experiment name (experiments/NAME.toml) or path.
     experiment: String,
     /// Variant label (default: the first).
     #[arg(long)]
