@@ -296,6 +296,27 @@ fn data_parallel_devices_need_a_cuda_build() {
     geosr(&p).args(["run", "tiny", "--devices", "0,x"]).assert().code(2).stderr(predicate::str::contains("0,x").or(predicate::str::contains("'x'")));
 }
 
+/// `speed` times a run on each CPU backend and stores nothing; `bench`, its former
+/// name, still works and says what it is called now.
+#[test]
+fn speed_times_each_cpu_backend_and_bench_still_works() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    geosr(&p)
+        .args(["speed", "tiny", "--steps", "2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("train ms/step").and(predicate::str::contains("| flex")).and(predicate::str::contains("| ndarray")))
+        .stderr(predicate::str::contains("is now").not());
+    geosr(&p)
+        .args(["bench", "tiny", "--steps", "1", "--backend", "flex"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| flex").and(predicate::str::contains("| ndarray").not()))
+        .stderr(predicate::str::contains("`geosr bench` is now `geosr speed`"));
+    assert!(!p.path().join("results").exists(), "speed stored something");
+}
+
 /// An override that only an unselected variant rejects does not stop `run --variant`:
 /// the no-geometry variant cannot take a fusion, the gated one can.
 #[test]

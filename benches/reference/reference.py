@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch (eager) reference of the models experiments/quick.toml trains, for a paired
-speed comparison with `geosr bench experiments/quick.toml --backend flex`.
+speed comparison with `geosr speed experiments/quick.toml --backend flex`.
 
 Each variant (a: GeoSR, e: w/ Geo., f: w/o Geo.) is rebuilt module for module from
 src/model/*.rs; parameter counts are asserted equal to geosr's. Inputs are random
@@ -38,7 +38,7 @@ VARIANTS = {  # quick.toml [[variants]]: (random masking, fusion, geometry strea
     "e": (False, "additive", True),
     "f": (False, "none", False),
 }
-GEOSR_PARAMS = {"a": 189281, "e": 180769, "f": 169985}  # `geosr bench` params column
+GEOSR_PARAMS = {"a": 189281, "e": 180769, "f": 169985}  # `geosr speed` params column
 
 
 class AlignMlp(nn.Module):

@@ -1,0 +1,134 @@
+//! Arguments that several commands share, and what they resolve to: an experiment
+//! with its overrides, and where its runs train.
+
+use anyhow::Result;
+use geosr::config::experiment::VariantSpec;
+use geosr::config::layers::{cli_layers, env_layers, env_warnings};
+use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
+
+use super::backend::{CpuBackend, NO_CUDA};
+use super::exit::Usage;
+
+#[derive(clap::Args, Clone)]
+pub struct Overrides {
+    /// Override a config key for every run, e.g. --set model.mask.gamma=0.6 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl Overrides {
+    /// The override layers, from the environment (`GEOSR_SECTION__KEY`) and from `--set`.
+    pub fn layers(&self) -> Result<(Vec<Layer>, Vec<Layer>), ConfigError> {
+        for warning in env_warnings(std::env::vars()) {
+            eprintln!("warning: {warning}");
+        }
+        Ok((env_layers(std::env::vars())?, cli_layers(&self.set)?))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ExperimentArgs {
+    /// Experiment name (experiments/NAME.toml) or path.
+    pub experiment: String,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// An experiment with the override layers every one of its runs gets.
+pub struct Loaded {
+    pub exp: Experiment,
+    pub env: Vec<Layer>,
+    pub sets: Vec<Layer>,
+}
+
+impl ExperimentArgs {
+    /// Loads the experiment, with a warning for each override that replaces what a
+    /// variant sets itself.
+    pub fn load(&self) -> Result<Loaded> {
+        let exp = Experiment::load(&self.experiment)?;
+        let (env, sets) = self.overrides.layers()?;
+        for warning in exp.override_warnings(&env, &sets) {
+            eprintln!("warning: {warning}");
+        }
+        Ok(Loaded { exp, env, sets })
+    }
+}
+
+impl Loaded {
+    pub fn plan(&self) -> Result<Vec<RunSpec>, ConfigError> {
+        self.exp.plan(&self.env, &self.sets)
+    }
+}
+
+/// The variant labelled `label`, or an error that lists the labels there are.
+pub fn variant<'a>(exp: &'a Experiment, label: &str) -> Result<&'a VariantSpec, ConfigError> {
+    exp.variant(label).ok_or_else(|| {
+        let labels: Vec<&str> = exp.file.variants.iter().map(|v| v.label.as_str()).collect();
+        ConfigError::Experiment { path: exp.path.clone(), message: format!("no variant `{label}`; expected one of {labels:?}") }
+    })
+}
+
+/// Where runs train.
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    /// `cpu` or `cuda:N` (the latter needs a build with --features cuda); `sweep` and
+    /// `reproduce` with --jobs also take `cuda:0,1,2,3` and give each job its own GPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU backend.
+    #[arg(long, value_enum, default_value_t = CpuBackend::default())]
+    pub backend: CpuBackend,
+}
+
+impl Target {
+    /// Refuses a bad `--device` before anything runs, not in every child a sweep starts.
+    pub fn check(&self) -> Result<(), Usage> {
+        parse_device(&self.device).map(drop)
+    }
+}
+
+/// Where a run trains: a [`Target`], or data parallel on several GPUs.
+#[derive(clap::Args)]
+pub struct RunTarget {
+    #[command(flatten)]
+    pub target: Target,
+    /// Train each run data parallel on these GPUs, e.g. `0,1,2,3`: every batch is
+    /// split across them and their gradients summed on the first, which also
+    /// evaluates. Needs a build with --features cuda.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "device")]
+    pub devices: Vec<usize>,
+}
+
+impl RunTarget {
+    pub fn check(&self) -> Result<(), Usage> {
+        self.target.check()?;
+        if !self.devices.is_empty() && !cfg!(feature = "cuda") {
+            return Err(Usage(format!("--devices: {NO_CUDA}")));
+        }
+        Ok(())
+    }
+}
+
+/// `--device`: the CPU, one GPU, or a list of GPUs (one per parallel job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(Vec<usize>),
+}
+
+/// A GPU on a build without CUDA is refused here, with how to get one that has it.
+pub fn parse_device(device: &str) -> Result<Device, Usage> {
+    let bad = || Usage(format!("--device {device}: expected cpu, cuda:N or cuda:N,M,... (e.g. cuda:0)"));
+    let device_kind = match device.trim() {
+        "cpu" => Device::Cpu,
+        d => {
+            let list = d.strip_prefix("cuda:").ok_or_else(bad)?;
+            let ids = list.split(',').map(|i| i.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|_| bad())?;
+            Device::Cuda(ids)
+        }
+    };
+    if matches!(device_kind, Device::Cuda(_)) && !cfg!(feature = "cuda") {
+        return Err(Usage(format!("--device {device}: {NO_CUDA}")));
+    }
+    Ok(device_kind)
+}

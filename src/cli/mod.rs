@@ -1,0 +1,88 @@
+//! The commands: their arguments, and which module runs each.
+
+pub mod exit;
+pub mod process;
+
+mod args;
+mod backend;
+mod execute;
+mod inspect;
+mod report;
+mod run;
+mod speed;
+mod sweep;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use args::ExperimentArgs;
+
+#[derive(Parser)]
+#[command(name = "geosr", version, about = "Reproduce and extend the GeoSR ablations from declarative configs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Inspect resolved configurations.
+    Config {
+        #[command(subcommand)]
+        command: inspect::ConfigCommand,
+    },
+    /// List every run an experiment expands to, with its status, without running anything.
+    Plan(ExperimentArgs),
+    /// Train and evaluate the runs of an experiment (all, or those selected).
+    Run(run::RunArgs),
+    /// The main job: a sweep of the experiment (finished runs are skipped), then its table
+    /// with the paper's numbers and claims, written to results/tables/, and its figure,
+    /// drawn to results/plots/.
+    Reproduce(sweep::ReproduceArgs),
+    /// Run every run of an experiment that is not done yet: skips finished runs, resumes
+    /// interrupted ones, redoes failed ones, and keeps going when one fails.
+    Sweep(sweep::SweepArgs),
+    /// Run the run at one index of an experiment's plan (what each Slurm array task runs).
+    RunIndex(run::RunIndexArgs),
+    /// Rebuild an experiment's table from its stored runs.
+    Table(report::TableArgs),
+    /// Done, running, failed and pending runs per variant and seed.
+    Status(ExperimentArgs),
+    /// Score a predictions file from any model with the benchmark's official protocol.
+    Score(report::ScoreArgs),
+    /// Measure training speed (steps/s, samples/s) of one run on every compiled backend.
+    Speed(speed::SpeedArgs),
+    /// The former name of `speed`.
+    #[command(hide = true)]
+    Bench(speed::SpeedArgs),
+    /// Config keys, per-subtask scores and provenance that differ between two stored runs.
+    Diff(inspect::DiffArgs),
+    /// Draw an experiment's figure from its stored runs to results/plots/EXPERIMENT.{svg,png}:
+    /// grouped bars per subtask and Avg., or Avg. against the swept values for a sweep.
+    Plot(ExperimentArgs),
+}
+
+impl Command {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            Command::Config { command } => inspect::config(command),
+            Command::Plan(args) => inspect::plan(args),
+            Command::Run(args) => run::run(args),
+            Command::Reproduce(args) => sweep::reproduce(args),
+            Command::Sweep(args) => sweep::sweep(args),
+            Command::RunIndex(args) => run::run_index(args),
+            Command::Table(args) => report::table(args),
+            Command::Status(args) => inspect::status(args),
+            Command::Score(args) => report::score(args),
+            Command::Speed(args) => speed::speed(args),
+            Command::Bench(args) => {
+                eprintln!("note: `geosr bench` is now `geosr speed`");
+                speed::speed(args)
+            }
+            Command::Diff(args) => inspect::diff(args),
+            Command::Plot(args) => report::plot(args),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `table`, `plot` and `score`: results drawn from stored runs or from a predictions
+//! file; and the tables and figure `reproduce` writes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use geosr::config::{Experiment, RunSpec};
+use geosr::report::table::Format;
+use geosr::report::{claims, plot};
+
+use super::args::{ExperimentArgs, Loaded};
+
+#[derive(clap::Args)]
+pub struct TableArgs {
+    #[arg(long, value_enum, default_value_t = TableFormat::Term)]
+    format: TableFormat,
+    /// Put the paper's numbers beside ours.
+    #[arg(long)]
+    reference: bool,
+    #[command(flatten)]
+    experiment: ExperimentArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ScoreArgs {
+    /// vsi (VSI-Bench: macro average over 8 subtasks) or dsr (DSR-Bench: question-weighted).
+    #[arg(long)]
+    bench: BenchName,
+    /// JSONL with question_type, prediction and ground_truth (vsi) or answer (dsr) per line.
+    predictions: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TableFormat {
+    Term,
+    Md,
+    Csv,
+    Latex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchName {
+    Vsi,
+    Dsr,
+}
+
+pub fn table(args: TableArgs) -> Result<ExitCode> {
+    let loaded = args.experiment.load()?;
+    let (exp, plan) = (&loaded.exp, loaded.plan()?);
+    let table = geosr::report::table::build(exp, &plan, args.reference)?;
+    let format = match args.format {
+        TableFormat::Term => Format::Term,
+        TableFormat::Md => Format::Markdown,
+        TableFormat::Csv => Format::Csv,
+        TableFormat::Latex => Format::Latex,
+    };
+    print!("{}", table.render(format));
+    let text = matches!(format, Format::Term | Format::Markdown);
+    if !exp.file.claims.is_empty() && text {
+        let verdicts = claims::check(&exp.file.claims, &plan, 2000)?;
+        print!("\n{}", claims::render(&verdicts));
+    }
+    // Machine formats stay clean; what a reader must know goes to stderr.
+    if !text {
+        table.notes.iter().for_each(|n| eprintln!("{n}"));
+    }
+    stray_notes(exp, &plan);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plot(args: ExperimentArgs) -> Result<ExitCode> {
+    let loaded = args.load()?;
+    let plan = loaded.plan()?;
+    let figure = plot::figure(&loaded.exp, &plan);
+    if figure.is_err() {
+        stray_notes(&loaded.exp, &plan);
+    }
+    let dir = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
+    for path in plot::write(&figure?, &dir, &output_name(&loaded))? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn score(args: ScoreArgs) -> Result<ExitCode> {
+    let bench = match args.bench {
+        BenchName::Vsi => geosr::config::Bench::Static,
+        BenchName::Dsr => geosr::config::Bench::Dynamic,
+    };
+    let report = geosr::eval::score::score_file(bench, &args.predictions)?;
+    print!("{}", report.render_markdown());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reports the finished runs of the experiment that this plan leaves out, on stderr.
+pub fn stray_notes(exp: &Experiment, plan: &[RunSpec]) {
+    for line in geosr::report::stray::unplanned_runs(exp, plan, 10) {
+        eprintln!("note: {line}");
+    }
+}
+
+/// The file name an experiment's tables and figure are written under: its name, and
+/// with overrides a suffix that names them, so a run with `--set` never overwrites
+/// the plain experiment's tables. Where results go (`output.*`) is not part of it.
+fn output_name(loaded: &Loaded) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for layer in loaded.env.iter().chain(&loaded.sets) {
+        for (key, value) in geosr::config::layers::flatten(&layer.data) {
+            if !key.starts_with("output.") {
+                let text = geosr::config::layers::value_to_string(&value);
+                let slug: String = format!("{key}={}", text.trim_matches('"'))
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || ".=-_".contains(c) { c } else { '_' })
+                    .collect();
+                parts.push(slug);
+            }
+        }
+    }
+    let name = &loaded.exp.name;
+    if parts.is_empty() {
+        return name.clone();
+    }
+    let joined = parts.join("+");
+    if joined.len() <= 80 {
+        format!("{name}+{joined}")
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(joined.as_bytes());
+        let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("{name}+{}-{hash}", &joined[..60])
+    }
+}
+
+/// The table, the claims and the figure of a plan: printed, and written under
+/// `results/tables/` and `results/plots/` with a JSON record of the build, the
+/// overrides and the run ids behind every row.
+pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec]) -> Result<()> {
+    let exp = &loaded.exp;
+    let table = geosr::report::table::build(exp, plan, true)?;
+    let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
+    let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", claims::render(&verdicts)) };
+    println!("\n{}{claims}", table.render(Format::Term));
+    stray_notes(exp, plan);
+    let name = output_name(loaded);
+    let results = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
+    let build_info = geosr::runs::manifest::Build::current();
+    let overrides: Vec<&str> = loaded.env.iter().chain(&loaded.sets).map(|l| l.name.as_str()).collect();
+    let footer = format!(
+        "Written by geosr {} from {} with overrides [{}]; run ids per row in {name}.json.",
+        build_info.short(),
+        exp.path.display(),
+        overrides.join(", ")
+    );
+    for (ext, format) in [("md", Format::Markdown), ("csv", Format::Csv), ("tex", Format::Latex)] {
+        let mut text = table.render(format);
+        match format {
+            Format::Markdown => text.push_str(&format!("{claims}\n{footer}\n")),
+            Format::Latex => text.push_str(&format!("% {footer}\n")),
+            _ => {}
+        }
+        let path = results.join(format!("{name}.{ext}"));
+        geosr::runs::write_atomic(&path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    let record = serde_json::json!({
+        "experiment": exp.name,
+        "file": exp.path.display().to_string(),
+        "written": geosr::runs::manifest::now_rfc3339(),
+        "geosr_build": { "commit": build_info.commit, "dirty": build_info.dirty, "source_hash": build_info.source_hash },
+        "overrides": overrides,
+        "rows": table.rows.iter().map(|r| serde_json::json!({
+            "label": r.label,
+            "runs": r.runs.iter().map(|(seed, id)| serde_json::json!({ "seed": seed, "id": id })).collect::<Vec<_>>(),
+            "commits": r.code.iter().map(|c| c.commit.clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "notes": table.notes,
+    });
+    let path = results.join(format!("{name}.json"));
+    geosr::runs::write_atomic(&path, &serde_json::to_vec_pretty(&record).expect("json serializes"))?;
+    println!("wrote {}", path.display());
+    // The figure is a convenience on top of the tables: a machine without a
+    // font still gets its tables, and a warning says why there is no plot.
+    let plots = results.parent().map(|r| r.join("plots")).unwrap_or_else(|| "plots".into());
+    match plot::figure(exp, plan)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| plot::write(&f, &plots, &name).map_err(anyhow::Error::from))
+    {
+        Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
+        Err(e) => eprintln!("warning: no plot: {e}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! `sweep` and `reproduce`: every run of an experiment that is not done yet, on this
+//! machine (in this process or in a pool of child processes) or as a Slurm job array.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use geosr::config::{Experiment, RunSpec};
+use geosr::launch::{self, slurm, RunOptions};
+
+use super::args::{ExperimentArgs, Loaded, Overrides, Target};
+use super::exit::{self, Usage};
+use super::{report, run};
+
+#[derive(clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    experiment: ExperimentArgs,
+    /// Runs at once on this machine (each in its own process).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    jobs: usize,
+    /// Start no new run once one has failed.
+    #[arg(long)]
+    fail_fast: bool,
+    #[arg(long, value_enum, default_value_t = Launcher::Local)]
+    launcher: Launcher,
+    #[command(flatten)]
+    target: Target,
+    /// Slurm partition (--launcher slurm).
+    #[arg(long)]
+    partition: Option<String>,
+    /// GPUs per array task (--launcher slurm).
+    #[arg(long)]
+    gpus_per_task: Option<u32>,
+    /// CPUs per array task (--launcher slurm).
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// Time limit per array task, in Slurm's format, e.g. 2:00:00 (--launcher slurm).
+    #[arg(long)]
+    time: Option<String>,
+    /// At most this many array tasks at once (--launcher slurm).
+    #[arg(long)]
+    array_parallelism: Option<usize>,
+    /// Train again the finished runs that other code (another build of geosr) trained.
+    #[arg(long)]
+    rerun_stale: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ReproduceArgs {
+    #[command(flatten)]
+    experiment: ExperimentArgs,
+    /// Runs at once (each in its own process).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    jobs: usize,
+    #[command(flatten)]
+    target: Target,
+    /// Train again the finished runs that other code (another build of geosr) trained.
+    #[arg(long)]
+    rerun_stale: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Launcher {
+    /// This machine.
+    Local,
+    /// A Slurm job array, one task per run (`sbatch`; returns at once).
+    Slurm,
+}
+
+pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
+    args.target.check()?;
+    if args.jobs == 0 {
+        return Err(Usage("--jobs 0: expected at least 1 run at once".into()).into());
+    }
+    let (loaded, plan, todo) = prepare(&args.experiment, args.rerun_stale)?;
+    if todo.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let local = Local {
+        overrides: &args.experiment.overrides,
+        target: &args.target,
+        jobs: args.jobs,
+        fail_fast: args.fail_fast,
+        rerun_stale: args.rerun_stale,
+    };
+    let failed = match args.launcher {
+        Launcher::Slurm => {
+            submit(&args, &loaded.exp, &plan, &todo)?;
+            0
+        }
+        Launcher::Local => local.run(&loaded.exp, &plan, &todo)?,
+    };
+    Ok(exit::failed_runs(failed))
+}
+
+pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    args.target.check()?;
+    let (loaded, plan, todo) = prepare(&args.experiment, args.rerun_stale)?;
+    let local = Local {
+        overrides: &args.experiment.overrides,
+        target: &args.target,
+        jobs: args.jobs,
+        fail_fast: false,
+        rerun_stale: args.rerun_stale,
+    };
+    let failed = local.run(&loaded.exp, &plan, &todo)?;
+    report::write_outputs(&loaded, &plan)?;
+    Ok(exit::failed_runs(failed))
+}
+
+/// The experiment, its plan and the indices of the runs still to do, with its data
+/// checked and where it stands printed.
+fn prepare(args: &ExperimentArgs, rerun_stale: bool) -> Result<(Loaded, Vec<RunSpec>, Vec<usize>)> {
+    let loaded = args.load()?;
+    let plan = loaded.plan()?;
+    run::check_data(&plan)?;
+    let todo = announce(&loaded.exp, &plan, rerun_stale)?;
+    Ok((loaded, plan, todo))
+}
+
+/// Prints where a plan stands and returns the indices of the runs still to do (each
+/// run once, though rows may share it). Finished runs another experiment trained
+/// get a link in this experiment's folder. With `rerun_stale`, finished runs that
+/// other code trained are to do again.
+fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec<usize>> {
+    let states = launch::sweep::states(plan)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = Vec::new();
+    let (mut done, mut stale) = (0, 0);
+    for (i, (spec, state)) in plan.iter().zip(&states).enumerate() {
+        if !seen.insert(spec.id.as_str()) {
+            continue;
+        }
+        let dir = launch::run_dir(spec);
+        if *state == launch::sweep::RunState::Done {
+            geosr::runs::store::link_entry(spec, &dir)?;
+            if rerun_stale && dir.read_manifest().ok().flatten().as_ref().is_some_and(launch::is_stale) {
+                stale += 1;
+                todo.push(i);
+            } else {
+                done += 1;
+            }
+        } else if state.needs_run() {
+            todo.push(i);
+        }
+    }
+    let busy = seen.len() - done - todo.len();
+    let stale_note = if rerun_stale { format!(" ({stale} of them trained by other code)") } else { String::new() };
+    println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run{stale_note}", exp.name, seen.len(), todo.len());
+    Ok(todo)
+}
+
+/// The arguments a child `geosr run-index` needs to rebuild the same plan.
+fn child_args(overrides: &Overrides, target: &Target, rerun_stale: bool) -> Vec<String> {
+    let mut args: Vec<String> = overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+    args.extend(["--backend".into(), target.backend.name().into()]);
+    if rerun_stale {
+        args.push("--rerun-stale".into());
+    }
+    args
+}
+
+/// Submits the runs at `todo` as a Slurm job array and says how to follow it.
+fn submit(args: &SweepArgs, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the geosr executable")?;
+    let mut task_args = child_args(&args.experiment.overrides, &args.target, args.rerun_stale);
+    task_args.extend(slurm::device_args(&args.target.device, args.gpus_per_task));
+    let experiment = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
+    let cmd = slurm::TaskCommand { exe, experiment, args: task_args };
+    let opts = slurm::SlurmOptions {
+        partition: args.partition.clone(),
+        gpus_per_task: args.gpus_per_task,
+        cpus_per_task: args.cpus_per_task,
+        time: args.time.clone(),
+        array_parallelism: args.array_parallelism,
+    };
+    let results = PathBuf::from(&plan[0].resolved.config.output.results_dir);
+    let workdir = std::env::current_dir().context("cannot read the current directory")?;
+    let sub = slurm::submit(plan, todo, &cmd, &workdir, &results, &opts)?;
+    println!("submitted job array {} ({} tasks): {}", sub.job_id, todo.len(), sub.script.display());
+    println!(
+        "follow it with `geosr status {}`; logs in {}",
+        args.experiment.experiment,
+        slurm::slurm_dir(&results, &exp.name).join("logs").display()
+    );
+    Ok(())
+}
+
+/// How a sweep runs on this machine.
+struct Local<'a> {
+    overrides: &'a Overrides,
+    target: &'a Target,
+    jobs: usize,
+    fail_fast: bool,
+    rerun_stale: bool,
+}
+
+impl Local<'_> {
+    /// Runs the plan entries at `todo`: in this process when `jobs` is 1 (with a
+    /// progress bar), else in a pool of `jobs` child processes. Returns how many failed.
+    fn run(&self, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) -> Result<usize> {
+        let device = &self.target.device;
+        if self.jobs <= 1 {
+            let runs: Vec<RunSpec> = todo.iter().map(|&i| plan[i].clone()).collect();
+            let opts = RunOptions { rerun_stale: self.rerun_stale, ..Default::default() };
+            return run::dispatch(&runs, opts, device, self.target.backend, self.fail_fast);
+        }
+        let exe = std::env::current_exe().context("cannot find the geosr executable")?;
+        let mut args = child_args(self.overrides, self.target, self.rerun_stale);
+        let cuda_devices = parse_cuda_devices(device)?;
+        if cuda_devices.is_none() {
+            args.extend(["--device".into(), device.to_string()]);
+        }
+        let experiment = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
+        let cmd = launch::sweep::ChildCommand { exe, experiment, args, cuda_devices };
+        let total = todo.len();
+        let mut finished = 0;
+        let failed = launch::sweep::run_pool(plan, todo, self.jobs, self.fail_fast, &cmd, &mut |event| match event {
+            launch::sweep::Event::Started { spec, log } => {
+                println!("start  {} seed {} ({})  log: {}", spec.label, spec.seed, spec.id, log.display());
+            }
+            launch::sweep::Event::Finished { spec, ok, seconds, log } => {
+                finished += 1;
+                let word = if ok { "done  " } else { "FAILED" };
+                println!("[{finished}/{total}] {word} {} seed {} in {seconds:.0} s", spec.label, spec.seed);
+                if !ok {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let lines: Vec<&str> = launch::sweep::last_attempt(&text).lines().collect();
+                    for line in &lines[lines.len().saturating_sub(5)..] {
+                        println!("    {line}");
+                    }
+                }
+            }
+            launch::sweep::Event::Stopping { running } => {
+                println!("--fail-fast: starting no new runs; waiting for {running} running run(s)");
+            }
+        })?;
+        Ok(failed)
+    }
+}
+
+/// `cuda:0,1,2` -> `Some([0, 1, 2])`; `cpu` or a single `cuda:N` -> `None`.
+fn parse_cuda_devices(device: &str) -> Result<Option<Vec<usize>>> {
+    let Some(list) = device.strip_prefix("cuda:").filter(|l| l.contains(',')) else { return Ok(None) };
+    let devices = list
+        .split(',')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("--device {device}: expected cuda:N or cuda:N,M,..."))?;
+    Ok(Some(devices))
+}
