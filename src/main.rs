@@ -473,7 +473,7 @@ fn real_main() -> Result<ExitCode> {
             let mut b = Builder::default();
             b.push_record(["label", "seed", "run id", "params", "status", "folder"]);
             for (r, state) in runs.iter().zip(&states) {
-                let dir = launch::run_dir(r).path.display().to_string();
+                let dir = geosr::runs::run_dir(r).path.display().to_string();
                 let params = planned_params(&r.resolved.config);
                 b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, state.word().to_string(), dir]);
             }
@@ -524,10 +524,10 @@ fn real_main() -> Result<ExitCode> {
             let mut stale = 0;
             for (spec, state) in plan.iter().zip(&states) {
                 *counts.entry(state.word()).or_default() += 1;
-                let manifest = launch::run_dir(spec).read_manifest().ok().flatten();
+                let manifest = geosr::runs::run_dir(spec).read_manifest().ok().flatten();
                 let commit = manifest.as_ref().and_then(|m| m.provenance.build.as_ref()).map(|b| b.short()).unwrap_or_default();
                 let mut detail = state.detail();
-                if *state == launch::sweep::RunState::Done && manifest.as_ref().is_some_and(launch::is_stale) {
+                if *state == launch::sweep::RunState::Done && manifest.as_ref().is_some_and(geosr::runs::is_stale) {
                     stale += 1;
                     detail = format!("trained by other code than this build ({})", geosr::runs::manifest::Build::current().short());
                 }
@@ -760,10 +760,10 @@ fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec
         if !seen.insert(spec.id.as_str()) {
             continue;
         }
-        let dir = launch::run_dir(spec);
+        let dir = geosr::runs::run_dir(spec);
         if *state == launch::sweep::RunState::Done {
             geosr::runs::store::link_entry(spec, &dir)?;
-            if rerun_stale && dir.read_manifest().ok().flatten().as_ref().is_some_and(launch::is_stale) {
+            if rerun_stale && dir.read_manifest().ok().flatten().as_ref().is_some_and(geosr::runs::is_stale) {
                 stale += 1;
                 todo.push(i);
             } else {
@@ -1116,7 +1116,7 @@ fn execute<B: AutodiffBackend>(runs: &[RunSpec], opts: &RunOptions, devices: &[B
         let outcome = launch::run_one::<B>(spec, opts, devices, &mut |row, total| watcher.update(row, total));
         watcher.finish();
         // A run that cannot even record its failure (a full disk) still does not stop the others.
-        let outcome = outcome.unwrap_or_else(|e| Outcome::Failed { dir: launch::run_dir(spec).path, reason: e.to_string() });
+        let outcome = outcome.unwrap_or_else(|e| Outcome::Failed { dir: geosr::runs::run_dir(spec).path, reason: e.to_string() });
         match outcome {
             Outcome::Done { dir, eval } => {
                 // The probe columns show how the score moves when a stream is zeroed.
