@@ -22,9 +22,9 @@
 //! | 14 | F~_G = CrossAttn3(F^'_G, Z_G) (dynamic) | [`fusion::Fusion::forward`], `GatedQformer` |
 //! | 15 | F = alpha * V + (1 - alpha) * G | [`fusion::GatedFusion::forward`] |
 //!
-//! The batcher draws Eqs. 6 and 7 from a seed per sample ([`crate::data::batcher`]),
-//! so a resumed run masks the tokens an uninterrupted one would; [`GeoSr::forward_ablated`]
-//! applies them and Eq. 10.
+//! Eqs. 6 and 7 are drawn when a batch is made, from a seed per sample, so a resumed
+//! run masks the tokens an uninterrupted one would; [`GeoSr::forward_ablated`] applies
+//! them and Eq. 10.
 
 pub mod backbone;
 pub mod flops;
