@@ -85,7 +85,7 @@ fn main() {
     let start = Instant::now();
     let provenance = Provenance::collect("flex", "cpu");
     for spec in &plan {
-        let dir = geosr::launch::run_dir(spec);
+        let dir = geosr::runs::run_dir(spec);
         let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
         geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
         let variant: usize = spec.variant[1..].parse().unwrap();

@@ -250,11 +250,11 @@ fn gradients_reach_trainable_parts_and_not_frozen_ones() {
         assert!(enc2.weight.val().grad(&grads).is_none());
         assert!(model.tokenizers.vision.weight.val().grad(&grads).is_none(), "vision tokenizer is frozen");
         assert!(model.tokenizers.prompt.weight.val().grad(&grads).is_none(), "prompt tokenizer is frozen");
-        let gate = model.gate.as_ref().unwrap().gate.weight.val().grad(&grads).expect("gate is trained");
+        let gate = model.fusion.gate().unwrap().gate.weight.val().grad(&grads).expect("gate is trained");
         assert!(gate.abs().sum().into_scalar() > 0.0);
         let head = model.backbone.option_query.weight.val().grad(&grads).expect("head is trained");
         assert!(head.abs().sum().into_scalar() > 0.0);
-        if let Some(q) = &model.qformer {
+        if let Some(q) = model.fusion.qformer() {
             assert!(q.bottleneck.val().grad(&grads).is_some(), "bottleneck tokens are trained");
         }
     }

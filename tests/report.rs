@@ -125,7 +125,7 @@ fn baseline_rows_show_what_every_run_agrees_on() {
 
 fn store_predictions(spec: &geosr::config::RunSpec, right: impl Fn(usize) -> bool) {
     store(spec, [0.0, 0.0, 0.0]);
-    let dir = geosr::launch::run_dir(spec);
+    let dir = geosr::runs::run_dir(spec);
     let preds: Vec<geosr::eval::Prediction> = (0..200)
         .map(|i| {
             let s = if right(i) { 1.0 } else { 0.0 };
@@ -229,7 +229,7 @@ set = { "model.mask.kind" = "random" }
 
     // With the first row's seed 0 missing, ours' seed 0 has nothing to compare with:
     // its seed 1 is compared with the first row's seed 1, never with another seed.
-    std::fs::remove_file(geosr::launch::run_dir(&plan[0]).manifest_path()).unwrap();
+    std::fs::remove_file(geosr::runs::run_dir(&plan[0]).manifest_path()).unwrap();
     let t = build(&exp, &plan, true).unwrap();
     assert_eq!(t.rows[1].cells[3].values, vec![0.0], "4 ms against the first row's seed-1 4 ms");
 }

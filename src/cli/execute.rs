@@ -5,6 +5,7 @@ use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use geosr::config::RunSpec;
 use geosr::launch::{self, Outcome, RunOptions};
+use geosr::runs;
 
 use super::backend::Job;
 
@@ -32,7 +33,7 @@ impl Job for Execute<'_> {
             let outcome = launch::run_one::<B>(spec, opts, devices, &mut |row, total| watcher.update(row, total));
             watcher.finish();
             // A run that cannot even record its failure (a full disk) still does not stop the others.
-            let outcome = outcome.unwrap_or_else(|e| Outcome::Failed { dir: launch::run_dir(spec).path, reason: e.to_string() });
+            let outcome = outcome.unwrap_or_else(|e| Outcome::Failed { dir: runs::run_dir(spec).path, reason: e.to_string() });
             match outcome {
                 Outcome::Done { dir, eval } => print_scores(&dir, &eval),
                 Outcome::Skipped { dir } => println!("  already done: {}", dir.display()),

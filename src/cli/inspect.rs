@@ -8,6 +8,7 @@ use burn::backend::Flex;
 use geosr::config::layers::resolve;
 use geosr::config::{ConfigError, Layer};
 use geosr::launch::{self, sweep::RunState};
+use geosr::runs;
 use tabled::{builder::Builder, settings::Style};
 
 use super::args::{self, ExperimentArgs, Overrides};
@@ -89,7 +90,7 @@ pub fn plan(args: ExperimentArgs) -> Result<ExitCode> {
     let mut b = Builder::default();
     b.push_record(["label", "seed", "run id", "params", "status", "folder"]);
     for (r, state) in runs.iter().zip(&states) {
-        let dir = launch::run_dir(r).path.display().to_string();
+        let dir = runs::run_dir(r).path.display().to_string();
         let params = planned_params(&r.resolved.config);
         b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, state.word().to_string(), dir]);
     }
@@ -115,10 +116,10 @@ pub fn status(args: ExperimentArgs) -> Result<ExitCode> {
     let mut stale = 0;
     for (spec, state) in plan.iter().zip(&states) {
         *counts.entry(state.word()).or_default() += 1;
-        let manifest = launch::run_dir(spec).read_manifest().ok().flatten();
+        let manifest = runs::run_dir(spec).read_manifest().ok().flatten();
         let commit = manifest.as_ref().and_then(|m| m.provenance.build.as_ref()).map(|b| b.short()).unwrap_or_default();
         let mut detail = state.detail();
-        if *state == RunState::Done && manifest.as_ref().is_some_and(launch::is_stale) {
+        if *state == RunState::Done && manifest.as_ref().is_some_and(runs::is_stale) {
             stale += 1;
             detail = format!("trained by other code than this build ({})", geosr::runs::manifest::Build::current().short());
         }

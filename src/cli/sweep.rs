@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use geosr::config::{Experiment, RunSpec};
+use geosr::runs;
 use geosr::launch::{self, slurm, RunOptions};
 
 use super::args::{ExperimentArgs, Loaded, Overrides, Target};
@@ -132,10 +133,10 @@ fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec
         if !seen.insert(spec.id.as_str()) {
             continue;
         }
-        let dir = launch::run_dir(spec);
+        let dir = runs::run_dir(spec);
         if *state == launch::sweep::RunState::Done {
             geosr::runs::store::link_entry(spec, &dir)?;
-            if rerun_stale && dir.read_manifest().ok().flatten().as_ref().is_some_and(launch::is_stale) {
+            if rerun_stale && dir.read_manifest().ok().flatten().as_ref().is_some_and(runs::is_stale) {
                 stale += 1;
                 todo.push(i);
             } else {

@@ -12,7 +12,8 @@ use crate::config::RunSpec;
 use crate::data::{self, Split};
 use crate::eval::{self, EvalRow};
 use crate::runs::manifest::{git_state, now_rfc3339, peak_rss_bytes, reset_peak_rss, Cost};
-use crate::runs::{Manifest, Provenance, RunDir, Status, StoreError};
+use crate::runs::store::archive;
+use crate::runs::{is_stale, run_dir, verify_done, Manifest, Provenance, RunDir, Status, StoreError};
 use crate::train::{self, StepRow};
 
 #[derive(Debug, Clone, Default)]
@@ -54,11 +55,6 @@ pub enum Outcome {
     Failed { dir: PathBuf, reason: String },
 }
 
-pub fn run_dir(spec: &RunSpec) -> RunDir {
-    crate::runs::store::locate(spec)
-}
-
-
 /// Refuses a dirty working tree when asked to; checked before anything is written.
 pub fn check_clean(spec: &RunSpec, opts: &RunOptions) -> Result<(), StoreError> {
     if opts.require_clean || spec.resolved.config.output.require_clean {
@@ -78,88 +74,6 @@ pub fn check_clean(spec: &RunSpec, opts: &RunOptions) -> Result<(), StoreError> 
 
 /// Something that watches training: called with each logged step and the run's total steps.
 pub type Progress<'a> = &'a mut dyn FnMut(&StepRow, usize);
-
-/// Whether a finished run was trained by other code than this binary (its source
-/// fingerprint differs, or it predates fingerprints).
-pub fn is_stale(manifest: &Manifest) -> bool {
-    let now = crate::runs::manifest::Build::current();
-    manifest.provenance.build.as_ref().is_none_or(|b| b.source_hash != now.source_hash)
-}
-
-/// Checks that a run marked done has everything a table needs, and returns its
-/// evaluation rows, or what is wrong. A run that recorded its files' hashes is checked
-/// against them (any change to `config.toml` or `eval.csv` since it finished); an
-/// older run's config must re-hash to its id. Either way eval.csv must read back with
-/// its averages and a finite score in every row. (The claims' bootstrap also needs
-/// predictions.csv; a run without one is left out of the claims.)
-pub fn verify_done(spec: &RunSpec, dir: &RunDir, manifest: &Manifest) -> Result<Vec<EvalRow>, String> {
-    let read = |name: &str| std::fs::read(dir.path.join(name)).map_err(|e| format!("{name}: {e}"));
-    let eval_bytes = read("eval.csv")?;
-    if manifest.files.is_empty() {
-        check_config_id(spec, &String::from_utf8_lossy(&read("config.toml")?))?;
-    } else {
-        for (name, bytes) in [("config.toml", read("config.toml")?), ("eval.csv", eval_bytes.clone())] {
-            if manifest.files.get(name).is_some_and(|h| *h != crate::runs::manifest::sha256_hex(&bytes)) {
-                return Err(format!("{name} changed after the run wrote it (its hash differs from the manifest's)"));
-            }
-        }
-    }
-    let rows: Vec<EvalRow> = csv::Reader::from_reader(eval_bytes.as_slice())
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("eval.csv: {e}"))?;
-    if !rows.iter().any(|r| r.subtask.starts_with("avg_")) {
-        return Err("eval.csv has no average rows (cut short?)".into());
-    }
-    if let Some(bad) = rows.iter().find(|r| !r.score.is_finite()) {
-        return Err(format!("eval.csv: `{}` scores {}", bad.subtask, bad.score));
-    }
-    Ok(rows)
-}
-
-/// A stored config must describe the run it is stored with.
-fn check_config_id(spec: &RunSpec, config_text: &str) -> Result<(), String> {
-    // A config this version wrote reads directly; one stored before a key existed is
-    // read the way configs are layered, with that key's default, as its id was computed.
-    let config = match toml::from_str::<crate::config::Config>(config_text) {
-        Ok(config) => config,
-        Err(_) => {
-            use crate::config::layers::{resolve, Layer};
-            let stored = Layer::toml_text("config.toml", config_text).map_err(|e| e.to_string())?;
-            resolve(&[Layer::defaults(), stored]).map_err(|e| e.to_string())?.config
-        }
-    };
-    let (id, legacy) = crate::runs::run_ids(&config);
-    if id != spec.id && legacy != spec.id && legacy != spec.legacy_id {
-        return Err(format!("config.toml describes run {id}, not {}", spec.id));
-    }
-    Ok(())
-}
-
-/// Moves a run's results aside into `history/<n>-<time>/` before it is trained again,
-/// so no finished result is lost; returns the record the new manifest keeps.
-fn archive(dir: &RunDir, previous: Option<&Manifest>, reason: String) -> Result<crate::runs::manifest::Rerun, StoreError> {
-    let n = previous.map_or(0, |m| m.reruns.len()) + 1;
-    let when = now_rfc3339();
-    let name = format!("{n}-{}", when.replace(':', ""));
-    let target = dir.path.join("history").join(&name);
-    let io = |source| StoreError::Io { path: target.clone(), source };
-    std::fs::create_dir_all(&target).map_err(io)?;
-    for file in ["manifest.json", "config.toml", "train.csv", "eval.csv", "predictions.csv", "model"] {
-        let from = dir.path.join(file);
-        if from.exists() {
-            std::fs::rename(&from, target.join(file)).map_err(io)?;
-        }
-    }
-    Ok(crate::runs::manifest::Rerun {
-        archived_to: format!("history/{name}"),
-        previous_status: previous.map(|m| m.status),
-        previous_ended: previous.and_then(|m| m.ended.clone()),
-        previous_commit: previous.and_then(|m| m.provenance.build.as_ref().map(|b| b.short()).or(m.provenance.git_commit.clone())),
-        reason,
-        when,
-    })
-}
 
 /// What an error or panic during a run says.
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

@@ -81,7 +81,7 @@ pub fn states(plan: &[RunSpec]) -> Result<Vec<RunState>, StoreError> {
     let mut jobs: BTreeMap<String, Option<BTreeMap<usize, TaskState>>> = BTreeMap::new();
     plan.iter()
         .map(|spec| {
-            let dir = super::run_dir(spec);
+            let dir = crate::runs::run_dir(spec);
             if dir.is_locked() {
                 return Ok(RunState::Running);
             }
@@ -90,7 +90,7 @@ pub fn states(plan: &[RunSpec]) -> Result<Vec<RunState>, StoreError> {
                 Err(e) => return Ok(RunState::Damaged(e.to_string())),
             };
             if let Some(m) = manifest.as_ref().filter(|m| m.status == Status::Done) {
-                return Ok(match super::verify_done(spec, &dir, m) {
+                return Ok(match crate::runs::verify_done(spec, &dir, m) {
                     Ok(_) => RunState::Done,
                     Err(why) => RunState::Damaged(why),
                 });
@@ -204,7 +204,7 @@ pub fn run_pool(
             let threads = threads_for(cores, jobs, queue.len()).to_string();
             let slot = free_slots.pop().expect("checked non-empty");
             let spec = &plan[index];
-            let dir = super::run_dir(spec);
+            let dir = crate::runs::run_dir(spec);
             let log = dir.path.join("log.txt");
             let io = |source| StoreError::Io { path: log.clone(), source };
             std::fs::create_dir_all(&dir.path).map_err(io)?;

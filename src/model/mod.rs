@@ -1,6 +1,30 @@
 //! The geometry-aware framework of Sec. 3 (Fig. 2) and GeoSR's two strategies:
 //! Geometry-Unleashing Masking (Sec. 3.2) and Geometry-Guided Fusion (Sec. 3.3).
 //! A [`GeoSr`] built from a [`ModelConfig`] is any row of the paper's ablations.
+//!
+//! Where each equation of Sec. 3 is computed (lines tagged `// Eq. N`):
+//!
+//! | Eq. | What | Where |
+//! |---|---|---|
+//! | 1 | F = F_V + MLP(Reshape(F_G)) | [`fusion::Fusion::forward`], `Additive` |
+//! | 2 | F_B = CrossAttn1(B, F_P) | [`fusion::QFormer::forward`] |
+//! | 3 | Z_G = CrossAttn2(F_B, MLP(F_G)) | [`fusion::QFormer::forward`], its MLP in `QformerBranch::forward` |
+//! | 4 | F = [F_V, MLP(Z_G)] | [`fusion::Fusion::forward`], `Qformer` |
+//! | 5 | F~_V = m * F_V | [`masking::apply`] |
+//! | 6 | m_j, delta ~ Bernoulli(beta) | [`masking::apply`], [`masking::sample_delta`] |
+//! | 7 | M = Rand(N, K), K = ceil(gamma N) | [`masking::sample_random_set`], [`masking::mask_size`] |
+//! | 8 | Z_G, A = CrossAttn2(F_B, F^_G) | [`fusion::QFormer::forward`] (same call as Eq. 3) |
+//! | 9 | relevance s from A | [`masking::relevance`] |
+//! | 10 | M = TopK(s, K) | [`masking::topk_set`] |
+//! | 11 | F^'_G = Interp(F^_G, (H_V, W_V)) | [`fusion::resize_tokens`], then [`fusion::AlignMlp`] |
+//! | 12 | alpha = sigmoid(W_g [LN_v(F~_V) \|\| LN_g(F~_G)] + b_g) | [`fusion::GatedFusion::forward`] |
+//! | 13 | F~_G = MLP(Reshape(F_G)) (static) | [`fusion::Fusion::forward`], `Gated` |
+//! | 14 | F~_G = CrossAttn3(F^'_G, Z_G) (dynamic) | [`fusion::Fusion::forward`], `GatedQformer` |
+//! | 15 | F = alpha * V + (1 - alpha) * G | [`fusion::GatedFusion::forward`] |
+//!
+//! Eqs. 6 and 7 are drawn when a batch is made, from a seed per sample, so a resumed
+//! run masks the tokens an uninterrupted one would; [`GeoSr::forward_ablated`] applies
+//! them and Eq. 10.
 
 pub mod backbone;
 pub mod flops;
@@ -15,7 +39,7 @@ use crate::config::{FusionKind, GeometryKind, MaskKind, ModelConfig};
 use crate::data::batcher::QuestionCounts;
 use crate::data::{vocab, GeoBatch};
 use backbone::{no_padding, Backbone};
-use fusion::{AlignMlp, CrossAttention, GatedFusion, Grid, QFormer};
+use fusion::{Fusion, Grid};
 use tokenizers::{GeometryEncoder, Tokenizers};
 
 /// Shapes the data fixes: token layouts and raw channel counts.
@@ -100,16 +124,8 @@ pub struct Layout {
 pub struct GeoSr<B: Backend> {
     pub tokenizers: Tokenizers<B>,
     pub geometry_encoder: GeometryEncoder<B>,
-    /// MLP(Reshape(F_G)), Eqs. 1, 11, 13.
-    pub align: Option<AlignMlp<B>>,
-    /// Bottleneck tokens with CrossAttn1/2, Eqs. 2-3, 8.
-    pub qformer: Option<QFormer<B>>,
-    /// MLP(Z_G) of Eq. 4.
-    pub z_mlp: Option<AlignMlp<B>>,
-    /// CrossAttn3 of Eq. 14.
-    pub retrieve: Option<CrossAttention<B>>,
-    /// The gate of Eqs. 12, 15.
-    pub gate: Option<GatedFusion<B>>,
+    /// F(.) and the QFormer branch top-k masking reads (Eqs. 1-4, 8-9, 11-15).
+    pub fusion: Fusion<B>,
     pub backbone: Backbone<B>,
     /// The auxiliary grounding head (`model.grounding`): word state -> (x, z).
     pub grounding: Option<burn::nn::Linear<B>>,
@@ -139,31 +155,19 @@ pub struct ForwardOutput<B: Backend> {
 impl<B: Backend> GeoSr<B> {
     pub fn new(config: &ModelConfig, dims: ModelDims, device: &B::Device) -> Self {
         let (depth, width, heads) = config.backbone.resolved();
-        let uses_geometry = config.geometry != GeometryKind::None
-            && (config.fusion != FusionKind::None || config.mask.kind == MaskKind::Topk);
-        let has_qformer = config.fusion.has_qformer() || config.mask.kind == MaskKind::Topk;
         let c_g = match config.geometry {
             GeometryKind::Features => dims.geometry_channels,
             _ => config.geometry_channels,
         };
-        let hidden = config.mlp_ratio.max(1) * width;
-        let lb = config.bottleneck_len;
         let appended = match config.fusion {
-            FusionKind::Qformer | FusionKind::GatedQformer => lb,
+            FusionKind::Qformer | FusionKind::GatedQformer => config.bottleneck_len,
             _ => 0,
         };
         let seq_len = dims.vision.tokens() + appended + dims.prompt_len;
         GeoSr {
             tokenizers: Tokenizers::new(&dims, width, config.align_tokenizers, device),
             geometry_encoder: GeometryEncoder::new(config.geometry, dims.geometry_channels, c_g, device),
-            align: uses_geometry.then(|| AlignMlp::new(c_g, hidden, width, device)),
-            qformer: (uses_geometry && has_qformer)
-                .then(|| QFormer::new(lb, width, config.fusion_heads, device)),
-            z_mlp: (config.fusion == FusionKind::Qformer).then(|| AlignMlp::new(width, hidden, width, device)),
-            retrieve: (config.fusion == FusionKind::GatedQformer)
-                .then(|| CrossAttention::new(width, config.fusion_heads, device)),
-            gate: matches!(config.fusion, FusionKind::Gated | FusionKind::GatedQformer)
-                .then(|| GatedFusion::new(width, device)),
+            fusion: Fusion::new(config, c_g, width, device),
             backbone: Backbone::new(depth, width, heads, seq_len, config.backbone.freeze, device),
             grounding: (config.grounding > 0.0).then(|| burn::nn::LinearConfig::new(width, 2).init(device)),
             roles: (config.grounding > 0.0)
@@ -204,63 +208,31 @@ impl<B: Backend> GeoSr<B> {
         let prompt_pad = batch.prompt.clone().equal_elem(vocab::PAD as i64);
         let [b, n_v, _] = f_v.dims();
 
-        // F^'_G: frozen geometry tokens resized to the vision grid and projected to C (Eq. 11).
-        let geometry = self.align.as_ref().map(|align| {
+        let geometry = || {
             let mut f_g = self.geometry_encoder.forward(batch.geometry.clone());
             if ablation == Ablation::Geometry {
                 f_g = f_g.zeros_like();
             }
-            align.forward(fusion::resize_tokens(f_g, dims.geometry, dims.vision))
+            fusion::resize_tokens(f_g, dims.geometry, dims.vision)
+        };
+        let mut mask = None;
+        let fused = self.fusion.forward(f_v, f_p.clone(), prompt_pad.clone(), geometry, |f_v, relevance| {
+            let set = match (mode, self.layout.mask) {
+                (Mode::Train, MaskKind::Random) => batch.random_set.clone(),
+                (Mode::Train, MaskKind::Topk) => {
+                    let scores = relevance.expect("top-k masking is built with a QFormer branch");
+                    masking::topk_set(scores, self.layout.gamma) // Eq. 10
+                }
+                _ => return f_v,
+            };
+            let (v, m) = masking::apply(f_v, set, batch.delta.clone()); // Eqs. 5, 6
+            mask = Some(m);
+            v
         });
-        let qformer = match (&self.qformer, &geometry) {
-            (Some(q), Some(g)) => Some(q.forward(f_p.clone(), prompt_pad.clone(), g.clone())),
-            _ => None,
-        };
-        let relevance = qformer.as_ref().map(|q| masking::relevance(q.attention.clone()));
 
-        let (f_v, mask) = match (mode, self.layout.mask) {
-            (Mode::Train, MaskKind::Random) => {
-                let (v, m) = masking::apply(f_v, batch.random_set.clone(), batch.delta.clone());
-                (v, Some(m))
-            }
-            (Mode::Train, MaskKind::Topk) => {
-                let scores = relevance.clone().expect("top-k masking is validated to have a QFormer branch");
-                let set = masking::topk_set(scores, self.layout.gamma);
-                let (v, m) = masking::apply(f_v, set, batch.delta.clone());
-                (v, Some(m))
-            }
-            _ => (f_v, None),
-        };
-
-        let need = |what: &str| -> Tensor<B, 3> {
-            geometry.clone().unwrap_or_else(|| panic!("fusion `{what}` is validated to have geometry tokens"))
-        };
-        let (fused, alpha, appended) = match self.layout.fusion {
-            FusionKind::None => (f_v, None, None),
-            // Eq. 1.
-            FusionKind::Additive => (f_v + need("additive"), None, None),
-            // Eq. 4.
-            FusionKind::Qformer => {
-                let z = qformer.as_ref().expect("qformer branch").z.clone();
-                (f_v, None, Some(self.z_mlp.as_ref().expect("z mlp").forward(z)))
-            }
-            // Eqs. 12, 13, 15.
-            FusionKind::Gated => {
-                let (f, alpha) = self.gate.as_ref().expect("gate").forward(f_v, need("gated"));
-                (f, Some(alpha), None)
-            }
-            // Eqs. 14, 12, 15, then [F, Z_G].
-            FusionKind::GatedQformer => {
-                let z = qformer.as_ref().expect("qformer branch").z.clone();
-                let (g_tilde, _) = self.retrieve.as_ref().expect("crossattn3").forward(need("gated_qformer"), z.clone(), None);
-                let (f, alpha) = self.gate.as_ref().expect("gate").forward(f_v, g_tilde);
-                (f, Some(alpha), Some(z))
-            }
-        };
-
-        let mut tokens = vec![fused];
+        let mut tokens = vec![fused.tokens];
         let mut prefix = n_v;
-        if let Some(z) = appended {
+        if let Some(z) = fused.appended {
             prefix += z.dims()[1];
             tokens.push(z);
         }
@@ -271,8 +243,8 @@ impl<B: Backend> GeoSr<B> {
         ForwardOutput {
             choice_logits: answers.choice_logits,
             number: answers.number,
-            alpha: alpha.map(|a| a.mean_dim(2).reshape([b, n_v])),
-            relevance,
+            alpha: fused.alpha.map(|a| a.mean_dim(2).reshape([b, n_v])),
+            relevance: fused.relevance,
             mask,
             grounding: self.grounding.as_ref().zip(answers.words).map(|(head, words)| head.forward(words)),
             roles: self.roles.as_ref().zip(answers.pooled).map(|(head, pooled)| {

@@ -93,9 +93,9 @@ pub fn check(claims: &[String], plan: &[RunSpec], draws: usize) -> Result<Vec<Ve
         if !seen.insert((spec.label.clone(), spec.id.clone())) {
             continue;
         }
-        let dir = crate::launch::run_dir(spec);
+        let dir = crate::runs::run_dir(spec);
         let manifest = dir.read_manifest().ok().flatten().filter(|m| m.status == Status::Done);
-        if manifest.is_some_and(|m| crate::launch::verify_done(spec, &dir, &m).is_ok()) {
+        if manifest.is_some_and(|m| crate::runs::verify_done(spec, &dir, &m).is_ok()) {
             if let Ok(scores) = load_scores(&dir) {
                 runs.entry(spec.label.clone()).or_default().push(scores);
             }

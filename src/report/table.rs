@@ -222,7 +222,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
         }
         let mut seen = std::collections::HashSet::new();
         for spec in specs.iter().filter(|s| seen.insert(s.id.clone())) {
-            let dir = crate::launch::run_dir(spec);
+            let dir = crate::runs::run_dir(spec);
             let manifest = match dir.read_manifest() {
                 Ok(Some(m)) if m.status == Status::Done => m,
                 Ok(_) => continue,
@@ -231,7 +231,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
                     continue;
                 }
             };
-            let rows = match crate::launch::verify_done(spec, &dir, &manifest) {
+            let rows = match crate::runs::verify_done(spec, &dir, &manifest) {
                 Ok(rows) => rows,
                 Err(why) => {
                     notes.push(format!("skipped {label} seed {} ({}): {why}", spec.seed, dir.path.display()));

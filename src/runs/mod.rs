@@ -4,12 +4,14 @@ pub mod find;
 pub mod identity;
 pub mod manifest;
 pub mod source;
+pub mod status;
 pub mod store;
 
 pub use manifest::{Manifest, Provenance, Status};
 pub use find::find_run;
 pub use identity::{legacy_run_id, run_id, run_ids};
-pub use store::{write_atomic, RunDir, RunLock};
+pub use status::{is_stale, verify_done};
+pub use store::{run_dir, write_atomic, RunDir, RunLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

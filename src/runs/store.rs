@@ -55,7 +55,7 @@ pub fn entry_path(results_dir: &Path, experiment: &str, dir_name: &str) -> PathB
 /// the store existed, the experiment's own folder of that name (under the id or,
 /// for a run stored under the older id rule, its legacy id). A run never trained
 /// gets its store folder.
-pub fn locate(spec: &crate::config::RunSpec) -> RunDir {
+pub fn run_dir(spec: &crate::config::RunSpec) -> RunDir {
     let results = PathBuf::from(&spec.resolved.config.output.results_dir);
     let store = store_path(&results, &spec.id);
     if store.is_dir() {
@@ -200,6 +200,31 @@ impl RunDir {
         let mut reader = csv::Reader::from_path(path).map_err(format)?;
         reader.deserialize().collect::<Result<_, _>>().map_err(format)
     }
+}
+
+/// Moves a run's results aside into `history/<n>-<time>/` before it is trained again,
+/// so no finished result is lost; returns the record the new manifest keeps.
+pub fn archive(dir: &RunDir, previous: Option<&Manifest>, reason: String) -> Result<super::manifest::Rerun, StoreError> {
+    let n = previous.map_or(0, |m| m.reruns.len()) + 1;
+    let when = super::manifest::now_rfc3339();
+    let name = format!("{n}-{}", when.replace(':', ""));
+    let target = dir.path.join("history").join(&name);
+    let io = |source| StoreError::Io { path: target.clone(), source };
+    std::fs::create_dir_all(&target).map_err(io)?;
+    for file in ["manifest.json", "config.toml", "train.csv", "eval.csv", "predictions.csv", "model"] {
+        let from = dir.path.join(file);
+        if from.exists() {
+            std::fs::rename(&from, target.join(file)).map_err(io)?;
+        }
+    }
+    Ok(super::manifest::Rerun {
+        archived_to: format!("history/{name}"),
+        previous_status: previous.map(|m| m.status),
+        previous_ended: previous.and_then(|m| m.ended.clone()),
+        previous_commit: previous.and_then(|m| m.provenance.build.as_ref().map(|b| b.short()).or(m.provenance.git_commit.clone())),
+        reason,
+        when,
+    })
 }
 
 /// Deletes `write_atomic`'s leftover temp files in `dir` and its subfolders

@@ -51,7 +51,7 @@ pub fn eval_row(subtask: &str, score: f64, drop_no_geometry: f64, drop_no_vision
 /// manifest.json, eval.csv), without training; returns its folder.
 pub fn store_run(spec: &geosr::config::RunSpec, eval: &[geosr::eval::EvalRow], provenance: geosr::runs::Provenance) -> geosr::runs::RunDir {
     use geosr::runs::{Manifest, Status};
-    let dir = geosr::launch::run_dir(spec);
+    let dir = geosr::runs::run_dir(spec);
     let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
     geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
     dir.write_csv(&dir.eval_csv(), eval).unwrap();

@@ -1,0 +1,202 @@
+//! What both figures share: the font, the colours, the canvas sized to the text,
+//! and the legend.
+
+use std::sync::{Arc, OnceLock};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::bars::{has_paper, present, series_name, slot};
+use super::{bars, curves, Figure, PlotError};
+
+/// The system's fonts, loaded once per process. Plotters measures and places
+/// text only with a registered font, and the rasteriser needs the same face
+/// for the SVG's `sans-serif`, so one sans serif face is picked for both.
+pub(super) fn fonts() -> Result<&'static Arc<fontdb::Database>, PlotError> {
+    static FONTS: OnceLock<Option<Arc<fontdb::Database>>> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = fontdb::Database::new();
+            db.load_system_fonts();
+            let (family, bytes) = sans_serif(&db)?;
+            // The font lives as long as the process, as plotters' font table requires.
+            plotters::style::register_font(FONT, FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).ok()?;
+            db.set_sans_serif_family(family);
+            Some(Arc::new(db))
+        })
+        .as_ref()
+        .ok_or(PlotError::NoFont)
+}
+
+/// A regular sans serif face from `db` (its family name and file), preferring
+/// DejaVu Sans (Debian's fonts-dejavu-core) so plots look the same on every
+/// machine that has it.
+fn sans_serif(db: &fontdb::Database) -> Option<(String, Vec<u8>)> {
+    use fontdb::{Family, Query};
+    let families = [Family::Name("DejaVu Sans"), Family::Name("Liberation Sans"), Family::Name("Noto Sans"), Family::SansSerif];
+    let id = families
+        .iter()
+        .find_map(|f| db.query(&Query { families: std::slice::from_ref(f), ..Query::default() }))
+        // Plotters reads the first face of a file, so only a file's first face will do.
+        .or_else(|| db.faces().find(|f| f.index == 0).map(|f| f.id))?;
+    let family = db.face(id)?.families.first()?.0.clone();
+    let bytes = db.with_face_data(id, |data, index| (index == 0).then(|| data.to_vec())).flatten()?;
+    Some((family, bytes))
+}
+
+/// Colour-blind-safe colours (Okabe and Ito), one per variant or line.
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(213, 94, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(0, 0, 0),
+];
+
+pub(super) fn colour(i: usize) -> RGBColor {
+    COLOURS[i % COLOURS.len()]
+}
+
+pub(super) const FONT: &str = "sans-serif";
+pub(super) const LABEL_PX: u32 = 14;
+pub(super) const BAR_PX: f64 = 12.0;
+const PLOT_HEIGHT: u32 = 560;
+pub(super) const Y_AXIS_PX: u32 = 70;
+
+fn text_width(text: &str, size: u32) -> Result<u32, PlotError> {
+    let (w, _) = (FONT, size).into_font().box_size(text).map_err(|e| PlotError::Draw(e.to_string()))?;
+    Ok(w)
+}
+
+/// Sizes that depend on the text: the canvas grows with the groups and the
+/// legend instead of letting labels overlap or the legend cover data.
+pub(super) struct Layout {
+    pub(super) width: u32,
+    pub(super) height: u32,
+    legend_width: u32,
+    /// Per bar group: its x range in plot units (one unit = one pixel at this size).
+    pub(super) groups: Vec<(f64, f64)>,
+}
+
+enum Swatch {
+    Filled,
+    Rule,
+    Hollow,
+    ErrorBar,
+    Line,
+    Dashed,
+}
+
+fn legend_items(fig: &Figure) -> Vec<(RGBColor, Swatch, String)> {
+    match fig {
+        Figure::Bars(b) => {
+            let mut items: Vec<_> = b.series.iter().enumerate().map(|(i, s)| (colour(i), Swatch::Filled, series_name(s))).collect();
+            if has_paper(b) {
+                items.push((RGBColor(90, 90, 90), Swatch::Hollow, "paper (hollow bar)".into()));
+            }
+            if b.series.iter().any(|s| s.values.iter().flatten().any(|v| v.std.is_some())) {
+                items.push((BLACK, Swatch::ErrorBar, "ours: mean ± std over seeds".into()));
+            }
+            if b.prior.iter().any(Option::is_some) {
+                items.push((BLACK, Swatch::Rule, "question prior (no model)".into()));
+            }
+            items
+        }
+        Figure::Curves(c) => {
+            let mut items = Vec::new();
+            for (i, l) in c.lines.iter().enumerate() {
+                if !l.points.is_empty() {
+                    items.push((colour(i), Swatch::Line, format!("{} (ours)", l.name)));
+                }
+                if !l.paper.is_empty() {
+                    items.push((colour(i), Swatch::Dashed, format!("{} (paper)", l.name)));
+                }
+            }
+            items
+        }
+    }
+}
+
+impl Layout {
+    pub(super) fn of(fig: &Figure) -> Result<Layout, PlotError> {
+        let mut legend_width = 0;
+        for (_, _, text) in legend_items(fig) {
+            legend_width = legend_width.max(text_width(&text, LABEL_PX)?);
+        }
+        let legend_width = legend_width + 60;
+        let title = match fig {
+            Figure::Bars(b) => &b.title,
+            Figure::Curves(c) => &c.title,
+        };
+        let title_width = text_width(title, 20)? + 40;
+        let (plot_width, groups) = match fig {
+            Figure::Bars(b) => {
+                let mut x = 0.0;
+                let mut groups = Vec::new();
+                for (g, header) in b.groups.iter().enumerate() {
+                    let bars = present(b, g).len() as f64 * slot(b, g);
+                    let width = (bars + 24.0).max(f64::from(text_width(header, LABEL_PX)?) + 16.0);
+                    groups.push((x, x + width));
+                    x += width;
+                }
+                (x as u32 + Y_AXIS_PX + 30, groups)
+            }
+            Figure::Curves(_) => (760, Vec::new()),
+        };
+        Ok(Layout { width: (plot_width + legend_width).max(title_width), height: PLOT_HEIGHT, legend_width, groups })
+    }
+}
+
+pub(super) fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure, layout: &Layout) -> Result<(), PlotError> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| PlotError::Draw(e.to_string());
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, legend) = root.split_horizontally(layout.width - layout.legend_width);
+    match fig {
+        Figure::Bars(b) => bars::draw_bars(&plot, b, layout).map_err(err)?,
+        Figure::Curves(c) => curves::draw_curves(&plot, c).map_err(err)?,
+    }
+    draw_legend(&legend, &legend_items(fig)).map_err(err)?;
+    root.present().map_err(err)
+}
+
+pub(super) type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(RGBColor, Swatch, String)]) -> DrawResult<DB> {
+    let style = TextStyle::from((FONT, LABEL_PX).into_font()).color(&BLACK);
+    for (row, (c, swatch, text)) in items.iter().enumerate() {
+        let y = 60 + row as i32 * 24;
+        match swatch {
+            Swatch::Filled => area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.filled()))?,
+            Swatch::Rule => area.draw(&PathElement::new(vec![(4, y + 1), (26, y + 1)], c.stroke_width(2)))?,
+            Swatch::Hollow => {
+                area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.mix(0.2).filled()))?;
+                area.draw(&Rectangle::new([(8, y - 6), (22, y + 8)], c.stroke_width(2)))?;
+            }
+            Swatch::ErrorBar => area.draw(&ErrorBar::new_vertical(15, y - 7, y + 1, y + 9, c.stroke_width(1), 6))?,
+            Swatch::Line => {
+                area.draw(&PathElement::new(vec![(4, y + 1), (26, y + 1)], c.stroke_width(2)))?;
+                area.draw(&Circle::new((15, y + 1), 3, c.filled()))?;
+            }
+            Swatch::Dashed => {
+                area.draw(&PathElement::new(vec![(4, y + 1), (10, y + 1)], c.stroke_width(2)))?;
+                area.draw(&PathElement::new(vec![(20, y + 1), (26, y + 1)], c.stroke_width(2)))?;
+                area.draw(&Circle::new((15, y + 1), 4, c.stroke_width(2)))?;
+            }
+        }
+        area.draw_text(text, &style, (34, y - 7))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_font_database_gives_no_font() {
+        assert!(sans_serif(&fontdb::Database::new()).is_none());
+    }
+}

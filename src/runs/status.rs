@@ -1,0 +1,63 @@
+//! Whether a stored run can be trusted: a run marked done must still hold what a
+//! table needs, and one trained by other code is stale.
+
+use super::{Manifest, RunDir};
+use crate::config::RunSpec;
+use crate::eval::EvalRow;
+
+/// Whether a finished run was trained by other code than this binary (its source
+/// fingerprint differs, or it predates fingerprints).
+pub fn is_stale(manifest: &Manifest) -> bool {
+    let now = super::manifest::Build::current();
+    manifest.provenance.build.as_ref().is_none_or(|b| b.source_hash != now.source_hash)
+}
+
+/// Checks that a run marked done has everything a table needs, and returns its
+/// evaluation rows, or what is wrong. A run that recorded its files' hashes is checked
+/// against them (any change to `config.toml` or `eval.csv` since it finished); an
+/// older run's config must re-hash to its id. Either way eval.csv must read back with
+/// its averages and a finite score in every row. (The claims' bootstrap also needs
+/// predictions.csv; a run without one is left out of the claims.)
+pub fn verify_done(spec: &RunSpec, dir: &RunDir, manifest: &Manifest) -> Result<Vec<EvalRow>, String> {
+    let read = |name: &str| std::fs::read(dir.path.join(name)).map_err(|e| format!("{name}: {e}"));
+    let eval_bytes = read("eval.csv")?;
+    if manifest.files.is_empty() {
+        check_config_id(spec, &String::from_utf8_lossy(&read("config.toml")?))?;
+    } else {
+        for (name, bytes) in [("config.toml", read("config.toml")?), ("eval.csv", eval_bytes.clone())] {
+            if manifest.files.get(name).is_some_and(|h| *h != super::manifest::sha256_hex(&bytes)) {
+                return Err(format!("{name} changed after the run wrote it (its hash differs from the manifest's)"));
+            }
+        }
+    }
+    let rows: Vec<EvalRow> = csv::Reader::from_reader(eval_bytes.as_slice())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("eval.csv: {e}"))?;
+    if !rows.iter().any(|r| r.subtask.starts_with("avg_")) {
+        return Err("eval.csv has no average rows (cut short?)".into());
+    }
+    if let Some(bad) = rows.iter().find(|r| !r.score.is_finite()) {
+        return Err(format!("eval.csv: `{}` scores {}", bad.subtask, bad.score));
+    }
+    Ok(rows)
+}
+
+/// A stored config must describe the run it is stored with.
+fn check_config_id(spec: &RunSpec, config_text: &str) -> Result<(), String> {
+    // A config this version wrote reads directly; one stored before a key existed is
+    // read the way configs are layered, with that key's default, as its id was computed.
+    let config = match toml::from_str::<crate::config::Config>(config_text) {
+        Ok(config) => config,
+        Err(_) => {
+            use crate::config::layers::{resolve, Layer};
+            let stored = Layer::toml_text("config.toml", config_text).map_err(|e| e.to_string())?;
+            resolve(&[Layer::defaults(), stored]).map_err(|e| e.to_string())?.config
+        }
+    };
+    let (id, legacy) = super::run_ids(&config);
+    if id != spec.id && legacy != spec.id && legacy != spec.legacy_id {
+        return Err(format!("config.toml describes run {id}, not {}", spec.id));
+    }
+    Ok(())
+}
