@@ -8,11 +8,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use geosr::config::{Bench, Config, FusionKind, GeometryKind, MaskKind};
-use geosr::data::batcher::{BatchItem, GeoBatch};
+use geosr::data::batcher::GeoBatch;
 use geosr::data::{self, Split};
 use geosr::model::fusion::GatedFusion;
 use geosr::model::{masking, GeoSr, ModelDims, Mode};
-use geosr::train::batcher_for;
+use geosr::train::{batcher_for, BatchItem};
 
 type B = Flex;
 type AD = Autodiff<Flex>;

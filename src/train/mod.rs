@@ -1,5 +1,5 @@
 //! The training loop: Adam(W) with linear warmup then cosine or constant
-//! learning rate, masking draws seeded per step, NaN/Inf detection.
+//! learning rate, masking draws (Eqs. 6-7) seeded per step, NaN/Inf detection.
 //!
 //! The loop is written by hand, not burn-train's learner: that one checkpoints only
 //! after a whole epoch, and the paper's recipes are one epoch long, so an interrupted
@@ -24,9 +24,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Optimizer as OptKind};
-use crate::data::batcher::{BatchItem, GeoBatcher, QuestionCounts};
-use crate::data::Dataset;
-use crate::model::{GeoSr, ModelDims, Mode};
+use crate::data::batcher::{GeoBatch, GeoBatcher, MaskedSample, Masking, QuestionCounts};
+use crate::data::{Dataset, Sample};
+use crate::model::{masking, GeoSr, ModelDims, Mode};
 
 /// One row of `train.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,12 +61,64 @@ pub fn total_steps(config: &Config, train_len: usize) -> usize {
     }
 }
 
-pub fn batcher_for(config: &Config, data: &Dataset) -> GeoBatcher {
-    GeoBatcher {
-        n_vision: data.n_vision(),
-        n_geometry: data.n_geometry(),
-        vision_channels: data.vision_channels,
-        geometry_channels: data.geometry_channels,
+/// A sample plus the seed of its masking draws; `None` means no masking (evaluation).
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub sample: Sample,
+    pub mask_seed: Option<u64>,
+}
+
+/// The data's batcher plus masking's rates: it draws each item's delta and random set
+/// from the item's seed, so a training step is a pure function of its batch and runs
+/// are reproducible.
+#[derive(Debug, Clone)]
+pub struct MaskingBatcher {
+    pub batcher: GeoBatcher,
+    /// gamma of Eq. 7: the share of vision tokens in M.
+    pub gamma: f64,
+    /// beta of Eq. 6: the probability that masking is enabled for a sample.
+    pub beta: f64,
+}
+
+/// Evaluation never masks, so it batches with the data's batcher alone; this lets it
+/// take the one a run trains with.
+impl std::ops::Deref for MaskingBatcher {
+    type Target = GeoBatcher;
+    fn deref(&self) -> &GeoBatcher {
+        &self.batcher
+    }
+}
+
+impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for MaskingBatcher {
+    fn batch(&self, items: Vec<BatchItem>, device: &B::Device) -> GeoBatch<B> {
+        let n_vision = self.batcher.n_vision;
+        let items = items
+            .into_iter()
+            .map(|item| MaskedSample {
+                masking: item.mask_seed.map(|seed| draw_masking(seed, n_vision, self.gamma, self.beta)),
+                sample: item.sample,
+            })
+            .collect();
+        self.batcher.batch(items, device)
+    }
+}
+
+/// One sample's delta (Eq. 6) and M (Eq. 7), from one stream and in that order: the order
+/// runs have always drawn them in, so the same seed keeps giving the same masks.
+fn draw_masking(seed: u64, n_vision: usize, gamma: f64, beta: f64) -> Masking {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let delta = masking::sample_delta(beta, &mut rng);
+    Masking { delta, random_set: masking::sample_random_set(n_vision, gamma, &mut rng) }
+}
+
+pub fn batcher_for(config: &Config, data: &Dataset) -> MaskingBatcher {
+    MaskingBatcher {
+        batcher: GeoBatcher {
+            n_vision: data.n_vision(),
+            n_geometry: data.n_geometry(),
+            vision_channels: data.vision_channels,
+            geometry_channels: data.geometry_channels,
+        },
         gamma: config.model.mask.gamma,
         beta: config.model.mask.beta,
     }
@@ -420,7 +472,7 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
 /// `items` per device (see [`train`]).
 fn gradients<B: AutodiffBackend>(
     model: &GeoSr<B>,
-    batcher: &GeoBatcher,
+    batcher: &MaskingBatcher,
     items: Vec<BatchItem>,
     devices: &[B::Device],
     number_weight: f64,
