@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::benchmark::AnswerKind;
 use crate::data::batcher::{GeoBatcher, MaskedSample};
-use crate::data::{Answer, AnswerKind, Dataset};
+use crate::data::{Answer, Dataset};
 use crate::model::{Ablation, GeoSr, Mode};
 
 /// One evaluated question.
