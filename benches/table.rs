@@ -32,7 +32,7 @@ fn experiment_file() -> String {
 }
 
 fn eval_rows(seed: usize, variant: usize) -> Vec<EvalRow> {
-    let subtasks = geosr::data::subtasks(geosr::config::Bench::Static);
+    let subtasks = geosr::benchmark::subtasks(geosr::config::Bench::Static);
     let mut rows: Vec<EvalRow> = subtasks
         .iter()
         .enumerate()

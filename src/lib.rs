@@ -2,11 +2,13 @@
 //! GeoSR ("make geometry matter for spatial reasoning").
 //!
 //! The flow: `config` composes layered TOML into a resolved [`config::Config`]
-//! per run; `data` generates the benchmark; `model` is the paper's framework
+//! per run; `benchmark` defines the benchmarks' subtasks and records; `data`
+//! generates or loads the benchmark; `model` is the paper's framework
 //! and its variants; `train` fits it; `eval` scores it with the benchmarks'
 //! official metrics; `runs` stores every run with its provenance; `launch`
 //! executes runs; `report` holds the paper's reference numbers.
 
+pub mod benchmark;
 pub mod config;
 pub mod data;
 pub mod eval;

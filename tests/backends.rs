@@ -12,10 +12,9 @@ use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 
 use geosr::config::{Bench, Config, FusionKind, GeometryKind, MaskKind};
-use geosr::data::batcher::BatchItem;
 use geosr::data::{self, Split};
 use geosr::model::{GeoSr, ModelDims, Mode};
-use geosr::train::batcher_for;
+use geosr::train::{batcher_for, BatchItem};
 
 fn close(what: &str, a: Vec<f32>, b: Vec<f32>) {
     assert_eq!(a.len(), b.len(), "{what}");

@@ -8,11 +8,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use geosr::config::{Bench, Config, FusionKind, GeometryKind, MaskKind};
-use geosr::data::batcher::{BatchItem, GeoBatch};
+use geosr::data::batcher::GeoBatch;
 use geosr::data::{self, Split};
 use geosr::model::fusion::GatedFusion;
 use geosr::model::{masking, GeoSr, ModelDims, Mode};
-use geosr::train::batcher_for;
+use geosr::train::{batcher_for, BatchItem};
 
 type B = Flex;
 type AD = Autodiff<Flex>;
@@ -277,7 +277,7 @@ fn frozen_backbone_gets_no_gradient_but_heads_do() {
 fn parameter_counts_grow_with_each_component() {
     let count = |mask, fusion, geometry, bench| {
         let c = config(bench, mask, fusion, geometry);
-        GeoSr::<B>::new(&c.model, ModelDims::for_config(&c.data).unwrap(), &dev()).num_params()
+        GeoSr::<B>::new(&c.model, data::model_dims(&c.data).unwrap(), &dev()).num_params()
     };
     use FusionKind::*;
     let none = count(MaskKind::None, FusionKind::None, GeometryKind::None, Bench::Static);
@@ -301,7 +301,7 @@ fn aligned_tokenizers_map_a_category_to_its_word() {
     use geosr::data::vocab;
     for bench in [Bench::Static, Bench::Dynamic] {
         let mut c = config(bench, MaskKind::None, FusionKind::None, GeometryKind::None);
-        let dims = ModelDims::for_config(&c.data).unwrap();
+        let dims = data::model_dims(&c.data).unwrap();
         assert_eq!(dims.category_channels, vocab::CATEGORIES.len());
         for align in [true, false] {
             c.model.align_tokenizers = align;

@@ -70,6 +70,38 @@ fn an_interrupted_run_resumes_to_the_same_model() {
 }
 
 #[test]
+fn a_checkpoint_of_another_model_shape_is_passed_over() {
+    let _turn = turn();
+    let c = tiny();
+    let data = data::generate(&c.data, Split::Train);
+    let device = Default::default();
+    let mut straight_rows = Vec::new();
+    let straight = train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), None, |r| straight_rows.push(r.clone())).unwrap();
+
+    // A checkpoint, whole and with valid hashes, of a model without geometry: what an
+    // older build whose model had other fields leaves behind.
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoints { dir: dir.path().join("checkpoint"), every: 2 };
+    let mut other = tiny();
+    other.model.fusion = geosr::config::FusionKind::None;
+    other.model.geometry = geosr::config::GeometryKind::None;
+    other.model.mask.kind = geosr::config::MaskKind::None;
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train::train::<Autodiff<Flex>>(&other, &data, std::slice::from_ref(&device), Some(&ck), |r| {
+            if r.step == 5 {
+                panic!("killed");
+            }
+        })
+    }));
+    assert!(interrupted.is_err());
+    assert_eq!(ck.resume_step(), Some(4));
+    let mut rows = Vec::new();
+    let model = train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), Some(&ck), |r| rows.push(r.clone())).unwrap();
+    assert_eq!(rows.first().map(|r| r.step), Some(0), "training starts over");
+    assert_eq!(scores(&c, &model), scores(&c, &straight));
+}
+
+#[test]
 fn a_diverging_run_reports_the_step() {
     let _turn = turn();
     let mut c = tiny();

@@ -19,8 +19,8 @@ from torch import nn
 # experiments/quick.toml [config], the defaults of src/config/schema.rs, and src/data.
 FRAMES, GRID = 2, (4, 4)               # data.frames, data.vision_grid = data.geometry_grid
 N_V = FRAMES * GRID[0] * GRID[1]       # 32 vision tokens (and 32 geometry tokens: no resize)
-C_VISION_IN = 12 + 3                   # static_scenes::VISION_CHANNELS (12 category one-hots + 3)
-C_GEOMETRY_IN = 4                      # static_scenes::GEOMETRY_CHANNELS
+C_VISION_IN = 12 + 3                   # static_scenes::Rooms::VISION_CHANNELS (12 category one-hots + 3)
+C_GEOMETRY_IN = 4                      # static_scenes::Rooms::GEOMETRY_CHANNELS
 C_G = 16                               # model.geometry_channels
 VOCAB, L_P, PAD = 106, 24, 0           # vocab::vocab_size(), vocab::PROMPT_LEN, vocab::PAD
 MAX_OPTIONS, ROLES = 4, 4              # data::MAX_OPTIONS, batcher::ROLES

@@ -100,7 +100,7 @@ pub fn plan(args: ExperimentArgs) -> Result<ExitCode> {
 
 /// Parameters of a run's model, from its config alone.
 fn planned_params(config: &geosr::config::Config) -> String {
-    match geosr::model::ModelDims::for_config(&config.data) {
+    match geosr::data::model_dims(&config.data) {
         Ok(dims) => geosr::model::GeoSr::<Flex>::new(&config.model, dims, &Default::default()).answering_params().to_string(),
         Err(e) => format!("? ({e})"),
     }

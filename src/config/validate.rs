@@ -99,7 +99,7 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     if !(config.train.lr > 0.0 && config.train.lr.is_finite()) {
         return fail("train.lr", config.train.lr.to_string(), "a positive learning rate");
     }
-    let known = crate::data::subtasks(d.bench);
+    let known = crate::benchmark::subtasks(d.bench);
     if let Some(bad) = d.subtasks.iter().find(|k| !known.iter().any(|s| s.key == k.as_str())) {
         let keys: Vec<&str> = known.iter().map(|s| s.key).collect();
         return fail("data.subtasks", format!("{bad:?}"), &format!("subtask keys of the {:?} benchmark: {}", d.bench, keys.join(", ")));

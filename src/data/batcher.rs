@@ -1,20 +1,25 @@
-//! Turns samples into tensors. The random draws of Geometry-Unleashing Masking
-//! (delta of Eq. 6 and the random set of Eq. 7) happen here, from a per-item seed,
-//! so a training step is a pure function of its batch and runs are reproducible.
+//! Turns samples into tensors. Masking's random draws (delta of Eq. 6 and the random
+//! set of Eq. 7) come with each sample, drawn by the training loop (`train`).
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use super::{vocab, Answer, Sample, MAX_OPTIONS};
-use crate::model::masking;
 
-/// A sample plus the seed of its masking draws; `None` means no masking (evaluation).
+/// A sample plus the masking drawn for it; `None` means no masking (evaluation).
 #[derive(Debug, Clone)]
-pub struct BatchItem {
+pub struct MaskedSample {
     pub sample: Sample,
-    pub mask_seed: Option<u64>,
+    pub masking: Option<Masking>,
+}
+
+/// One sample's masking draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Masking {
+    /// delta of Eq. 6: whether masking is enabled for the sample.
+    pub delta: bool,
+    /// The random set M of Eq. 7, one 0/1 entry per vision token (1 = in M).
+    pub random_set: Vec<f32>,
 }
 
 /// How many questions of each kind a batch (or a whole batch split into shards) holds.
@@ -83,12 +88,10 @@ pub struct GeoBatcher {
     pub n_geometry: usize,
     pub vision_channels: usize,
     pub geometry_channels: usize,
-    pub gamma: f64,
-    pub beta: f64,
 }
 
-impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
-    fn batch(&self, items: Vec<BatchItem>, device: &B::Device) -> GeoBatch<B> {
+impl<B: Backend> Batcher<B, MaskedSample, GeoBatch<B>> for GeoBatcher {
+    fn batch(&self, items: Vec<MaskedSample>, device: &B::Device) -> GeoBatch<B> {
         let n = items.len();
         let prompt_len = items.first().map_or(0, |i| i.sample.prompt.len());
         let mut vision = Vec::with_capacity(n * self.n_vision * self.vision_channels);
@@ -120,11 +123,10 @@ impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for GeoBatcher {
                     is_number.push(1.0);
                 }
             }
-            match item.mask_seed {
-                Some(seed) => {
-                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    delta.push(if masking::sample_delta(self.beta, &mut rng) { 1.0 } else { 0.0 });
-                    random_set.extend(masking::sample_random_set(self.n_vision, self.gamma, &mut rng));
+            match &item.masking {
+                Some(m) => {
+                    delta.push(if m.delta { 1.0 } else { 0.0 });
+                    random_set.extend_from_slice(&m.random_set);
                 }
                 None => {
                     delta.push(0.0);

@@ -5,11 +5,14 @@ pub mod batcher;
 pub mod dynamic_scenes;
 pub mod features;
 pub mod static_scenes;
+mod synthetic;
 pub mod vocab;
 
 pub use batcher::{GeoBatch, GeoBatcher};
 
+use crate::benchmark::{subtasks, Subtask};
 use crate::config::{Bench, DataConfig, DataSource};
+use crate::model::ModelDims;
 
 /// The version of the synthetic scene generators. Bump it whenever the same config
 /// generates different scenes: it is part of every synthetic run's id, so stored
@@ -26,30 +29,10 @@ pub enum Split {
     Eval,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerKind {
-    /// Multiple choice, scored by accuracy.
-    Choice,
-    /// A number, scored by Mean Relative Accuracy.
-    Number,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Answer {
     Choice(usize),
     Number(f32),
-}
-
-/// One subtask (question type) of a benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subtask {
-    /// Machine name, e.g. `abs_distance`; the column key in eval.csv.
-    pub key: &'static str,
-    /// The paper's column header, e.g. `Abs. Dist.`.
-    pub name: &'static str,
-    pub kind: AnswerKind,
-    /// Whether the answer depends on 3D geometry (false for appearance order).
-    pub needs_geometry: bool,
 }
 
 /// At most this many options in a multiple-choice question.
@@ -199,23 +182,18 @@ pub fn chosen_subtasks(cfg: &DataConfig) -> Vec<usize> {
 /// Generates a synthetic split deterministically from `cfg.seed` and the split.
 pub fn generate(cfg: &DataConfig, split: Split) -> Dataset {
     match cfg.bench {
-        Bench::Static => static_scenes::generate(cfg, split),
-        Bench::Dynamic => dynamic_scenes::generate(cfg, split),
+        Bench::Static => synthetic::generate::<static_scenes::Rooms>(cfg, split),
+        Bench::Dynamic => synthetic::generate::<dynamic_scenes::Clips>(cfg, split),
     }
 }
 
-/// The subtasks of a benchmark, in the paper's column order.
-pub fn subtasks(bench: Bench) -> &'static [Subtask] {
-    match bench {
-        Bench::Static => static_scenes::SUBTASKS,
-        Bench::Dynamic => dynamic_scenes::SUBTASKS,
-    }
-}
-
-/// (vision, geometry) raw channels per token of a benchmark.
-pub fn channels(bench: Bench) -> (usize, usize) {
-    match bench {
-        Bench::Static => (static_scenes::VISION_CHANNELS, static_scenes::GEOMETRY_CHANNELS),
-        Bench::Dynamic => (dynamic_scenes::VISION_CHANNELS, dynamic_scenes::GEOMETRY_CHANNELS),
-    }
+/// The model dimensions a data config implies, without generating or reading any
+/// question (precomputed features have theirs in the training split's `meta.json`).
+pub fn model_dims(cfg: &DataConfig) -> Result<ModelDims, features::FeatureError> {
+    let layout = match (cfg.source, cfg.bench) {
+        (DataSource::Features, _) => features::load_meta(std::path::Path::new(&cfg.features.train))?.dataset(),
+        (DataSource::Synthetic, Bench::Static) => synthetic::layout::<static_scenes::Rooms>(cfg),
+        (DataSource::Synthetic, Bench::Dynamic) => synthetic::layout::<dynamic_scenes::Clips>(cfg),
+    };
+    Ok(ModelDims::of(&layout))
 }

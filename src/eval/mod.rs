@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batcher::{BatchItem, GeoBatcher};
-use crate::data::{Answer, AnswerKind, Dataset};
+use crate::benchmark::AnswerKind;
+use crate::data::batcher::{GeoBatcher, MaskedSample};
+use crate::data::{Answer, Dataset};
 use crate::model::{Ablation, GeoSr, Mode};
 
 /// One evaluated question.
@@ -193,7 +194,7 @@ const SCORES: [fn(&Prediction) -> f64; 3] = [|p| p.score, |p| p.score_no_geometr
 pub fn predict<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &GeoBatcher, batch_size: usize, device: &B::Device) -> Vec<Prediction> {
     let mut out = Vec::with_capacity(data.samples.len());
     for (chunk_index, chunk) in data.samples.chunks(batch_size).enumerate() {
-        let items = chunk.iter().map(|s| BatchItem { sample: s.clone(), mask_seed: None }).collect();
+        let items = chunk.iter().map(|s| MaskedSample { sample: s.clone(), masking: None }).collect();
         let batch = batcher.batch(items, device);
         let run = |ablation| {
             let fwd = model.forward_ablated(&batch, Mode::Infer, ablation);
@@ -237,7 +238,7 @@ pub fn predict<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &GeoBatche
 /// One plain inference pass over `data` (what Table 6 times); returns the number of questions.
 pub fn time_inference<B: Backend>(model: &GeoSr<B>, data: &Dataset, batcher: &GeoBatcher, batch_size: usize, device: &B::Device) -> usize {
     for chunk in data.samples.chunks(batch_size) {
-        let items = chunk.iter().map(|s| BatchItem { sample: s.clone(), mask_seed: None }).collect();
+        let items = chunk.iter().map(|s| MaskedSample { sample: s.clone(), masking: None }).collect();
         let out = model.forward(&batcher.batch(items, device), Mode::Infer);
         // Reading the result back waits for the device to finish.
         let _ = out.choice_logits.into_data();

@@ -39,18 +39,18 @@
 //! official one. The micro average is the mean over all questions (for VSI-Bench this
 //! pools the rel-direction levels instead of averaging them).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::config::Bench;
-use crate::data::features::{
-    answer_text, parse_object, parse_python_float, positive_truth, string_field, subtask_index, valid_question_types,
-    RecordError, VSI_REL_DIRECTION_LEVELS,
+use crate::benchmark::record::{
+    answer_field, answer_text, lines, parse_object, parse_python_float, positive_truth, question_type, string_field,
+    RecordError, SeenIds,
 };
+use crate::benchmark::{subtasks, vsi, AnswerKind};
+use crate::config::Bench;
 use crate::data::vocab::OPTION_LETTERS;
-use crate::data::{subtasks, AnswerKind};
 use crate::eval::metrics::{choice_matches, macro_average, mean_relative_accuracy};
 
 /// One subtask (or, in [`ScoreReport::levels`], one rel-direction level).
@@ -164,20 +164,13 @@ pub fn score_jsonl(bench: Bench, text: &str, path: &Path) -> Result<ScoreReport,
     let subtasks = subtasks(bench);
     // Per-question scores grouped by the type as written, so VSI levels stay apart.
     let mut by_type: BTreeMap<String, (usize, Vec<f64>)> = BTreeMap::new();
-    let mut first_line_of_id: HashMap<String, usize> = HashMap::new();
+    let mut ids = SeenIds::default();
 
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line, raw) in lines(text) {
         let err = |source: RecordError| ScoreError::Record { path: path.to_path_buf(), line, source };
         let (question_type, subtask, id, score) = score_line(bench, raw).map_err(err)?;
         if let Some(id) = id {
-            if let Some(&first_line) = first_line_of_id.get(&id) {
-                return Err(err(RecordError::DuplicateId { id, first_line }));
-            }
-            first_line_of_id.insert(id, line);
+            ids.insert(&id, line).map_err(err)?;
         }
         by_type.entry(question_type).or_insert((subtask, Vec::new())).1.push(score);
     }
@@ -187,7 +180,7 @@ pub fn score_jsonl(bench: Bench, text: &str, path: &Path) -> Result<ScoreReport,
 
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
     let levels: Vec<ScoreRow> = match bench {
-        Bench::Static => VSI_REL_DIRECTION_LEVELS
+        Bench::Static => vsi::REL_DIRECTION_LEVELS
             .iter()
             .filter_map(|level| {
                 let (_, scores) = by_type.get(*level)?;
@@ -236,16 +229,9 @@ pub fn score_jsonl(bench: Bench, text: &str, path: &Path) -> Result<ScoreReport,
 /// Validates one line and scores it: (question_type, subtask index, id, score).
 fn score_line(bench: Bench, raw: &str) -> Result<(String, usize, Option<String>, f64), RecordError> {
     let obj = parse_object(raw)?;
-    let question_type = string_field(&obj, "question_type")?;
-    let subtask = subtask_index(bench, &question_type).ok_or_else(|| RecordError::UnknownQuestionType {
-        found: question_type.clone(),
-        valid: valid_question_types(bench),
-    })?;
+    let (question_type, subtask) = question_type(bench, &obj)?;
     let prediction = string_field(&obj, "prediction")?;
-    let truth_field = match bench {
-        Bench::Static => "ground_truth",
-        Bench::Dynamic => "answer",
-    };
+    let truth_field = answer_field(bench);
     let truth = answer_text(&obj, truth_field)?;
     let kind = subtasks(bench)[subtask].kind;
     // A bad ground truth is a broken file, not a wrong prediction: refuse it rather

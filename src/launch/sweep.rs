@@ -162,7 +162,7 @@ pub fn longest_first(plan: &[RunSpec], todo: &[usize]) -> Vec<usize> {
     let work = |spec: &RunSpec| {
         let config = &spec.resolved.config;
         let steps = crate::train::total_steps(config, config.data.train_size) as f64;
-        crate::model::ModelDims::for_config(&config.data)
+        crate::data::model_dims(&config.data)
             .map_or(steps, |dims| steps * crate::model::flops::train_step_flops(&config.model, &dims, config.train.batch_size) as f64)
     };
     let mut order: Vec<(usize, f64)> = todo.iter().map(|&i| (i, work(&plan[i]))).collect();

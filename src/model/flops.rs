@@ -75,7 +75,7 @@ mod tests {
         c.model.geometry = GeometryKind::None;
         c.model.fusion = FusionKind::None;
         c.model.mask.kind = MaskKind::None;
-        let dims = ModelDims::for_config(&c.data).unwrap();
+        let dims = crate::data::model_dims(&c.data).unwrap();
         let bare = forward_flops(&c.model, &dims);
         // Hand count: tokenizer + 2 layers of (attention + FFN) over 1 + 32 + 24 tokens at C = 32.
         let (n, w, l) = (32u64, 32u64, 57u64);

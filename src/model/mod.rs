@@ -78,18 +78,6 @@ impl ModelDims {
         let channels = (data.vision_channels, data.geometry_channels, data.category_channels);
         ModelDims::new(channels, data.frames, data.vision_grid, data.geometry_grid)
     }
-
-    /// The dimensions a data config implies, without generating any data
-    /// (precomputed features have theirs in `meta.json`).
-    pub fn for_config(data: &crate::config::DataConfig) -> Result<ModelDims, crate::data::features::FeatureError> {
-        if data.source == crate::config::DataSource::Features {
-            let m = crate::data::features::load_meta(std::path::Path::new(&data.features.train))?;
-            return Ok(ModelDims::new((m.vision_channels, m.geometry_channels, 0), m.frames, m.vision_grid, m.geometry_grid));
-        }
-        let (vision_channels, geometry_channels) = crate::data::channels(data.bench);
-        let channels = (vision_channels, geometry_channels, vocab::CATEGORIES.len());
-        Ok(ModelDims::new(channels, data.frames, data.vision_grid, data.geometry_grid))
-    }
 }
 
 /// Whether masking may fire. Masking is a training-time device only: inference

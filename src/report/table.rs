@@ -211,7 +211,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
     let mut notes = Vec::new();
     let mut subtask_names: Vec<(String, String)> = Vec::new();
     if let Some(first) = plan.first() {
-        for st in crate::data::subtasks(first.resolved.config.data.bench) {
+        for st in crate::benchmark::subtasks(first.resolved.config.data.bench) {
             subtask_names.push((st.key.to_string(), st.name.to_string()));
         }
     }

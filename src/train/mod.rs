@@ -1,5 +1,5 @@
 //! The training loop: Adam(W) with linear warmup then cosine or constant
-//! learning rate, masking draws seeded per step, NaN/Inf detection.
+//! learning rate, masking draws (Eqs. 6-7) seeded per step, NaN/Inf detection.
 //!
 //! The loop is written by hand, not burn-train's learner: that one checkpoints only
 //! after a whole epoch, and the paper's recipes are one epoch long, so an interrupted
@@ -24,9 +24,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Optimizer as OptKind};
-use crate::data::batcher::{BatchItem, GeoBatcher, QuestionCounts};
-use crate::data::Dataset;
-use crate::model::{GeoSr, ModelDims, Mode};
+use crate::data::batcher::{GeoBatch, GeoBatcher, MaskedSample, Masking, QuestionCounts};
+use crate::data::{Dataset, Sample};
+use crate::model::{masking, GeoSr, ModelDims, Mode};
 
 /// One row of `train.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,12 +61,64 @@ pub fn total_steps(config: &Config, train_len: usize) -> usize {
     }
 }
 
-pub fn batcher_for(config: &Config, data: &Dataset) -> GeoBatcher {
-    GeoBatcher {
-        n_vision: data.n_vision(),
-        n_geometry: data.n_geometry(),
-        vision_channels: data.vision_channels,
-        geometry_channels: data.geometry_channels,
+/// A sample plus the seed of its masking draws; `None` means no masking (evaluation).
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub sample: Sample,
+    pub mask_seed: Option<u64>,
+}
+
+/// The data's batcher plus masking's rates: it draws each item's delta and random set
+/// from the item's seed, so a training step is a pure function of its batch and runs
+/// are reproducible.
+#[derive(Debug, Clone)]
+pub struct MaskingBatcher {
+    pub batcher: GeoBatcher,
+    /// gamma of Eq. 7: the share of vision tokens in M.
+    pub gamma: f64,
+    /// beta of Eq. 6: the probability that masking is enabled for a sample.
+    pub beta: f64,
+}
+
+/// Evaluation never masks, so it batches with the data's batcher alone; this lets it
+/// take the one a run trains with.
+impl std::ops::Deref for MaskingBatcher {
+    type Target = GeoBatcher;
+    fn deref(&self) -> &GeoBatcher {
+        &self.batcher
+    }
+}
+
+impl<B: Backend> Batcher<B, BatchItem, GeoBatch<B>> for MaskingBatcher {
+    fn batch(&self, items: Vec<BatchItem>, device: &B::Device) -> GeoBatch<B> {
+        let n_vision = self.batcher.n_vision;
+        let items = items
+            .into_iter()
+            .map(|item| MaskedSample {
+                masking: item.mask_seed.map(|seed| draw_masking(seed, n_vision, self.gamma, self.beta)),
+                sample: item.sample,
+            })
+            .collect();
+        self.batcher.batch(items, device)
+    }
+}
+
+/// One sample's delta (Eq. 6) and M (Eq. 7), from one stream and in that order: the order
+/// runs have always drawn them in, so the same seed keeps giving the same masks.
+fn draw_masking(seed: u64, n_vision: usize, gamma: f64, beta: f64) -> Masking {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let delta = masking::sample_delta(beta, &mut rng);
+    Masking { delta, random_set: masking::sample_random_set(n_vision, gamma, &mut rng) }
+}
+
+pub fn batcher_for(config: &Config, data: &Dataset) -> MaskingBatcher {
+    MaskingBatcher {
+        batcher: GeoBatcher {
+            n_vision: data.n_vision(),
+            n_geometry: data.n_geometry(),
+            vision_channels: data.vision_channels,
+            geometry_channels: data.geometry_channels,
+        },
         gamma: config.model.mask.gamma,
         beta: config.model.mask.beta,
     }
@@ -107,6 +159,9 @@ struct CheckpointState {
     elapsed_s: f64,
     /// The loss of the run's first step, the yardstick of divergence.
     first_loss: f64,
+    /// [`shape_signature`] of the saved model (empty in checkpoints written before it was kept).
+    #[serde(default)]
+    model_shapes: String,
     /// SHA-256 of `model.mpk` and `optim.mpk`.
     model_sha256: String,
     optim_sha256: String,
@@ -202,6 +257,7 @@ impl Checkpoints {
             next_step,
             elapsed_s,
             first_loss,
+            model_shapes: shape_signature(model),
             model_sha256: sha256_hex(&model_bytes),
             optim_sha256: sha256_hex(&optim_bytes),
         };
@@ -233,18 +289,18 @@ impl Checkpoints {
         Ok(())
     }
 
-    fn load<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
+    /// Decodes a checkpoint's records. A record that does not decode was written by a
+    /// build whose model had other fields (e.g. before the fusion became one enum).
+    #[allow(clippy::type_complexity)]
+    fn decode<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
         &self,
         loaded: Loaded,
-        model: GeoSr<B>,
-        optim: O,
         device: &B::Device,
-    ) -> Result<(GeoSr<B>, O), TrainError> {
-        let err = |e: String| TrainError::Checkpoint(format!("{}: {e}", self.dir.display()));
+    ) -> Result<(<GeoSr<B> as Module<B>>::Record, O::Record), String> {
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
-        let record = Recorder::<B>::load(&recorder, loaded.model, device).map_err(|e| err(e.to_string()))?;
-        let optim_record = Recorder::<B>::load(&recorder, loaded.optim, device).map_err(|e| err(e.to_string()))?;
-        Ok((model.load_record(record), optim.load_record(optim_record)))
+        let record = Recorder::<B>::load(&recorder, loaded.model, device).map_err(|e| format!("model.mpk: {e}"))?;
+        let optim_record = Recorder::<B>::load(&recorder, loaded.optim, device).map_err(|e| format!("optim.mpk: {e}"))?;
+        Ok((record, optim_record))
     }
 
     /// Removes every checkpoint (a finished or restarted run no longer needs them).
@@ -320,6 +376,21 @@ pub fn init_model<B: Backend>(config: &Config, dims: ModelDims, device: &B::Devi
     model
 }
 
+/// The shapes of a model's parameters, in visit order: a checkpoint saved from a model
+/// of another shape (another build's, say) decodes into this one's record but cannot be
+/// loaded into it, so resuming compares this first.
+fn shape_signature<B: Backend>(model: &GeoSr<B>) -> String {
+    struct Shapes(Vec<String>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(format!("{:?}", param.val().dims()));
+        }
+    }
+    let mut shapes = Shapes(Vec::new());
+    model.visit(&mut shapes);
+    shapes.0.join(",")
+}
+
 struct ReadEveryParam;
 
 impl<B: Backend> ModuleVisitor<B> for ReadEveryParam {
@@ -356,8 +427,25 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
     let mut first_loss = None;
     if let Some(c) = checkpoints {
         if let Some(loaded) = c.newest() {
-            (first, elapsed_before, first_loss) = (loaded.state.next_step, loaded.state.elapsed_s, Some(loaded.state.first_loss));
-            (model, optim) = c.load(loaded, model, optim, device)?;
+            let state = loaded.state.clone();
+            let decoded = if state.model_shapes == shape_signature(&model) {
+                c.decode::<B, O>(loaded, device)
+            } else {
+                Err("its parameters have other shapes".to_string())
+            };
+            match decoded {
+                Ok((record, optim_record)) => {
+                    (first, elapsed_before, first_loss) = (state.next_step, state.elapsed_s, Some(state.first_loss));
+                    model = model.load_record(record);
+                    optim = optim.load_record(optim_record);
+                }
+                // Resuming is an optimisation: a checkpoint this build cannot read costs
+                // the steps it saved, not the run.
+                Err(why) => {
+                    eprintln!("warning: checkpoint {} does not fit this build's model ({why}); training from step 0", c.dir.display());
+                    c.clear();
+                }
+            }
         }
     }
     // The last tenth of the run's losses, for the end-of-run divergence check.
@@ -420,7 +508,7 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
 /// `items` per device (see [`train`]).
 fn gradients<B: AutodiffBackend>(
     model: &GeoSr<B>,
-    batcher: &GeoBatcher,
+    batcher: &MaskingBatcher,
     items: Vec<BatchItem>,
     devices: &[B::Device],
     number_weight: f64,
