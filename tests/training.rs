@@ -40,6 +40,18 @@ fn scores(c: &Config, model: &geosr::model::GeoSr<Flex>) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Trains `c` with checkpoints and panics at step 5, as a killed process stops.
+fn killed_at_step_5(c: &Config, data: &data::Dataset, ck: &Checkpoints) -> std::thread::Result<Result<geosr::model::GeoSr<Flex>, train::TrainError>> {
+    let device = Default::default();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train::train::<Autodiff<Flex>>(c, data, std::slice::from_ref(&device), Some(ck), |r| {
+            if r.step == 5 {
+                panic!("killed");
+            }
+        })
+    }))
+}
+
 #[test]
 fn an_interrupted_run_resumes_to_the_same_model() {
     let _turn = turn();
@@ -52,13 +64,7 @@ fn an_interrupted_run_resumes_to_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
     let ck = Checkpoints { dir: dir.path().join("checkpoint"), every: 2 };
     // Interrupt at step 5: the last complete checkpoint holds steps 0-3.
-    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), Some(&ck), |r| {
-            if r.step == 5 {
-                panic!("killed");
-            }
-        })
-    }));
+    let interrupted = killed_at_step_5(&c, &data, &ck);
     assert!(interrupted.is_err(), "{:?}", interrupted.as_ref().map(|r| r.as_ref().err().map(|e| e.to_string())));
     assert_eq!(ck.resume_step(), Some(4));
     let mut resumed_rows = Vec::new();
@@ -75,8 +81,7 @@ fn a_checkpoint_of_another_model_shape_is_passed_over() {
     let c = tiny();
     let data = data::generate(&c.data, Split::Train);
     let device = Default::default();
-    let mut straight_rows = Vec::new();
-    let straight = train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), None, |r| straight_rows.push(r.clone())).unwrap();
+    let straight = train::train::<Autodiff<Flex>>(&c, &data, std::slice::from_ref(&device), None, |_| {}).unwrap();
 
     // A checkpoint, whole and with valid hashes, of a model without geometry: what an
     // older build whose model had other fields leaves behind.
@@ -86,13 +91,7 @@ fn a_checkpoint_of_another_model_shape_is_passed_over() {
     other.model.fusion = geosr::config::FusionKind::None;
     other.model.geometry = geosr::config::GeometryKind::None;
     other.model.mask.kind = geosr::config::MaskKind::None;
-    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train::train::<Autodiff<Flex>>(&other, &data, std::slice::from_ref(&device), Some(&ck), |r| {
-            if r.step == 5 {
-                panic!("killed");
-            }
-        })
-    }));
+    let interrupted = killed_at_step_5(&other, &data, &ck);
     assert!(interrupted.is_err());
     assert_eq!(ck.resume_step(), Some(4));
     let mut rows = Vec::new();
