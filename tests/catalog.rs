@@ -136,6 +136,10 @@ fn bad_config_values_are_refused_by_key() {
         Case::set("shortcut above 1", "data.shortcut.train=2", &["data.shortcut.train", "2", "[0, 1]"]),
         Case::set("negative geometry noise", "data.geometry_noise=-1", &["data.geometry_noise", "-1", ">= 0"]),
         Case::set("NaN geometry noise", "data.geometry_noise=nan", &["data.geometry_noise", "NaN", ">= 0"]),
+        Case::set("geometry dropout above 1", "data.geometry_dropout=1.5", &["data.geometry_dropout", "1.5", "probability in [0, 1]"]),
+        Case::set("negative geometry outliers", "data.geometry_outliers=-0.1", &["data.geometry_outliers", "-0.1", "probability in [0, 1]"]),
+        Case::set("a constant gate above 1", "model.gate_alpha=2", &["model.gate_alpha", "2", "[0, 1]"]),
+        case("top-k with a gate control", &["run", "tiny", "--set", "model.mask.kind=topk", "--set", "model.fusion=additive_ln"], &["model.mask.kind", "QFormer"]),
         Case::set("unknown subtask", "data.subtasks=[\"nope\"]", &["data.subtasks", "\"nope\"", "abs_distance"]),
         Case::set("features without folders", "data.source=features", &["data.features.train", "a folder of precomputed features"]),
         Case::set("zero learning rate", "train.lr=0", &["train.lr", "0", "positive learning rate"]),
@@ -157,7 +161,7 @@ fn bad_config_values_are_refused_by_key() {
         case("no = in --set", &["run", "tiny", "--set", "model.mask.gamma"], &["--set model.mask.gamma", "KEY=VALUE"]),
         case("an empty key part", &["run", "tiny", "--set", "model..gamma=1"], &["model..gamma", "dotted key"]),
     ];
-    assert_all(cases, 39);
+    assert_all(cases, 43);
 }
 
 #[test]

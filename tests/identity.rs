@@ -106,11 +106,34 @@ fn geometry_encoder_keys_do_not_change_a_model_without_geometry() {
     let mut b = a.clone();
     b.model.geometry_channels = 4;
     b.model.mlp_ratio = 3;
+    (b.data.geometry_noise, b.data.geometry_dropout, b.data.geometry_outliers) = (0.4, 0.3, 0.2);
     same_run(&a, &b);
+    // Geometry tokens that are made but not fused (random masking, no fusion) are not read.
+    let mut e = tiny();
+    (e.model.fusion, e.model.mask.kind) = (FusionKind::None, MaskKind::Random);
+    let mut f = e.clone();
+    (f.data.geometry_noise, f.data.geometry_outliers) = (0.4, 0.2);
+    same_run(&e, &f);
     // With geometry, the encoder's width is part of the model.
     let mut c = tiny();
     c.model.geometry_channels = 4;
     assert_ne!(run_id(&c), run_id(&tiny()));
+}
+
+/// The constant gate is read by `gated_fixed` alone.
+#[test]
+fn the_constant_gate_is_part_of_a_gated_fixed_run_only() {
+    let a = tiny();
+    let mut b = tiny();
+    b.model.gate_alpha = 0.2;
+    same_run(&a, &b);
+    let mut c = tiny();
+    c.model.fusion = FusionKind::GatedFixed;
+    let mut d = c.clone();
+    d.model.gate_alpha = 0.2;
+    assert_ne!(run_id(&c), run_id(&d));
+    let (pc, pd) = (predictions(&c, 16), predictions(&d, 16));
+    assert!(pc.iter().zip(&pd).any(|(x, y)| x.prediction != y.prediction), "the gate's constant changed nothing");
 }
 
 /// Configs that set no inert key away from its default keep the id they had before

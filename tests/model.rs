@@ -11,7 +11,7 @@ use geosr::config::{Bench, Config, FusionKind, GeometryKind, MaskKind};
 use geosr::data::batcher::GeoBatch;
 use geosr::data::{self, Split};
 use geosr::model::fusion::GatedFusion;
-use geosr::model::{masking, GeoSr, ModelDims, Mode};
+use geosr::model::{masking, Ablation, GeoSr, ModelDims, Mode};
 use geosr::train::{batcher_for, BatchItem};
 
 type B = Flex;
@@ -144,6 +144,8 @@ fn variants() -> Vec<(MaskKind, FusionKind, GeometryKind)> {
         (NoMask, GatedQformer, GeometryKind::Pi3),
         (NoMask, Qformer, GeometryKind::Pi3),
         (Random, GatedQformer, GeometryKind::Vggt),
+        (Random, AdditiveLn, GeometryKind::Vggt),
+        (NoMask, GatedFixed, GeometryKind::Vggt),
     ]
 }
 
@@ -194,6 +196,28 @@ fn every_variant_runs_forward_with_the_right_shapes() {
         }
         assert!(model.num_params() > 0);
     }
+}
+
+/// The gate's controls (docs/results.md, control 4): a constant gate of 1 passes the
+/// vision stream alone and one of 0 geometry alone; `additive_ln` reads both.
+#[test]
+fn a_constant_gate_weighs_the_streams_by_its_constant() {
+    let reads = |fusion, alpha: f64| {
+        let mut c = config(Bench::Static, MaskKind::None, fusion, GeometryKind::Vggt);
+        c.model.gate_alpha = alpha;
+        let (b, dims) = batch::<B>(&c, &dev());
+        let model = GeoSr::<B>::new(&c.model, dims, &dev());
+        let full = model.forward(&b, Mode::Infer).choice_logits;
+        let moves = |ablation| {
+            let out = model.forward_ablated(&b, Mode::Infer, ablation).choice_logits;
+            (out - full.clone()).abs().max().into_scalar() > 1e-6
+        };
+        (moves(Ablation::Geometry), moves(Ablation::Vision))
+    };
+    assert_eq!(reads(FusionKind::GatedFixed, 1.0), (false, true));
+    assert_eq!(reads(FusionKind::GatedFixed, 0.0), (true, false));
+    assert_eq!(reads(FusionKind::GatedFixed, 0.5), (true, true));
+    assert_eq!(reads(FusionKind::AdditiveLn, 0.5), (true, true));
 }
 
 #[test]

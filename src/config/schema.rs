@@ -56,6 +56,12 @@ pub struct DataConfig {
     pub objects: usize,
     /// Standard deviation of the noise on the geometry encoder's 3D points (metres).
     pub geometry_noise: f64,
+    /// Probability that a geometry token is missing (all zeros), as where a real
+    /// reconstruction has no point. Not in the paper; 0 = off.
+    pub geometry_dropout: f64,
+    /// Probability that a geometry token's point is wrong (uniform in the scene's box).
+    /// Not in the paper; 0 = off.
+    pub geometry_outliers: f64,
     /// How well 2D appearance predicts the answer, per split (0 = not at all, 1 = perfectly).
     pub shortcut: ShortcutConfig,
     /// Only these subtasks (keys such as "abs_distance"), in both splits, to train or
@@ -163,6 +169,12 @@ pub enum FusionKind {
     Gated,
     /// Eqs. 8, 11, 14, 12, 15, the dynamic Geo. Fus.
     GatedQformer,
+    /// Not in the paper, a control for Eq. 12 (docs/results.md, control 4): the gated
+    /// fusion's two LayerNorms without its gate, F = LN_v(F~_V) + LN_g(MLP(Reshape(F_G))).
+    AdditiveLn,
+    /// Not in the paper, a control for Eq. 12: the gated fusion with a constant gate,
+    /// F = a LN_v(F~_V) + (1 - a) LN_g(MLP(Reshape(F_G))), a = `model.gate_alpha`.
+    GatedFixed,
 }
 
 impl FusionKind {
@@ -201,6 +213,8 @@ pub struct ModelConfig {
     /// and leave inference unchanged. Trained on Rel. Dir. alone, the tiny backbone
     /// learns it with them and stays at the blind guess without (README, Known limits).
     pub grounding: f64,
+    /// The constant gate a of `fusion = "gated_fixed"` (read by no other fusion).
+    pub gate_alpha: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +299,8 @@ impl Default for DataConfig {
             geometry_grid: [4, 4],
             objects: 4,
             geometry_noise: 0.05,
+            geometry_dropout: 0.0,
+            geometry_outliers: 0.0,
             shortcut: ShortcutConfig { train: 0.9, eval: 0.1 },
             subtasks: Vec::new(),
         }
@@ -310,6 +326,7 @@ impl Default for ModelConfig {
             mlp_ratio: 2,
             align_tokenizers: false,
             grounding: 0.0,
+            gate_alpha: 0.5,
         }
     }
 }

@@ -21,6 +21,9 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
             return fail(key, v.to_string(), "a number in [0, 1]");
         }
     }
+    if !(0.0..=1.0).contains(&m.gate_alpha) || m.gate_alpha.is_nan() {
+        return fail("model.gate_alpha", m.gate_alpha.to_string(), "a number in [0, 1] (the constant gate of fusion = \"gated_fixed\")");
+    }
     if m.bottleneck_len == 0 {
         return fail("model.bottleneck_len", "0".into(), "at least 1 bottleneck token (L_B >= 1)");
     }
@@ -39,7 +42,7 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
                 "\"none\" or \"random\" when model.geometry = \"none\" (top-k relevance comes from geometry tokens, Eq. 9)",
             );
         }
-        if matches!(m.fusion, FusionKind::Additive | FusionKind::Gated) {
+        if !m.fusion.has_qformer() && m.fusion != FusionKind::None {
             return fail(
                 "model.mask.kind",
                 "\"topk\"".into(),
@@ -129,6 +132,11 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     let noise = d.geometry_noise;
     if !(noise >= 0.0 && noise.is_finite()) {
         return fail("data.geometry_noise", noise.to_string(), "a finite standard deviation >= 0 (metres)");
+    }
+    for (key, p) in [("data.geometry_dropout", d.geometry_dropout), ("data.geometry_outliers", d.geometry_outliers)] {
+        if !(0.0..=1.0).contains(&p) || p.is_nan() {
+            return fail(key, p.to_string(), "a probability in [0, 1] (0 = off)");
+        }
     }
     if config.train.epochs == 0 && config.train.steps == 0 {
         return fail("train.epochs", "0".into(), "at least 1 epoch (or set train.steps)");

@@ -192,6 +192,8 @@ pub enum Fusion<B: Backend> {
     Gated(GatedGeometry<B>),
     /// Geometry-Guided Fusion of dynamic reasoning, Eqs. 14, 12, 15, then [F, Z_G].
     GatedQformer(GatedQformer<B>),
+    /// Controls for Eq. 12 (not in the paper): its LayerNorms with a constant gate.
+    NormedSum(NormedSum<B>),
 }
 
 /// MLP(Reshape(F_G)) feeding the QFormer branch: F^'_G and its Z_G, A (Eqs. 2, 8, 11).
@@ -223,6 +225,19 @@ pub struct GatedQformer<B: Backend> {
     /// CrossAttn3.
     pub retrieve: CrossAttention<B>,
     pub gate: GatedFusion<B>,
+}
+
+/// Eq. 12's two LayerNorms without its learnt gate, to tell the gate from the
+/// normalisation (`fusion = "additive_ln"`: F = LN_v(F~_V) + LN_g(F~_G); `"gated_fixed"`:
+/// F = a LN_v(F~_V) + (1 - a) LN_g(F~_G) with the constant a = `model.gate_alpha`),
+/// F~_G = MLP(Reshape(F_G)) as in Eq. 13.
+#[derive(Module, Debug)]
+pub struct NormedSum<B: Backend> {
+    pub align: AlignMlp<B>,
+    pub norm_v: LayerNorm<B>,
+    pub norm_g: LayerNorm<B>,
+    pub weight_v: f64,
+    pub weight_g: f64,
 }
 
 /// What the fusion module hands the backbone, and what it weighed on the way.
@@ -295,7 +310,20 @@ impl<B: Backend> Fusion<B> {
                 retrieve: CrossAttention::new(width, config.fusion_heads, device),
                 gate: GatedFusion::new(width, device),
             }),
-            (FusionKind::Additive | FusionKind::Gated, true) => {
+            (FusionKind::AdditiveLn | FusionKind::GatedFixed, false) => {
+                let (weight_v, weight_g) = match config.fusion {
+                    FusionKind::GatedFixed => (config.gate_alpha, 1.0 - config.gate_alpha),
+                    _ => (1.0, 1.0),
+                };
+                Fusion::NormedSum(NormedSum {
+                    align: align(),
+                    norm_v: LayerNormConfig::new(width).init(device),
+                    norm_g: LayerNormConfig::new(width).init(device),
+                    weight_v,
+                    weight_g,
+                })
+            }
+            (FusionKind::Additive | FusionKind::Gated | FusionKind::AdditiveLn | FusionKind::GatedFixed, true) => {
                 panic!("top-k masking needs a QFormer branch, which model.fusion {:?} lacks (config validation rejects this)", config.fusion)
             }
         }
@@ -353,6 +381,11 @@ impl<B: Backend> Fusion<B> {
                 let g = m.align.forward(geometry()); // Eqs. 11, 13
                 let (f, alpha) = m.gate.forward(mask(vision, None), g);
                 Fused { alpha: Some(alpha), ..Fused::tokens(f) }
+            }
+            Fusion::NormedSum(m) => {
+                let g = m.norm_g.forward(m.align.forward(geometry()));
+                let v = m.norm_v.forward(mask(vision, None));
+                Fused::tokens(v.mul_scalar(m.weight_v) + g.mul_scalar(m.weight_g))
             }
             Fusion::GatedQformer(m) => {
                 let (g, q, s) = m.branch.forward(prompt, prompt_pad, geometry());

@@ -63,6 +63,9 @@ const ADDED_KEYS: &[AddedKey] = &[
     ("train", "number_weight", || serde_json::json!(1.0)),
     ("data", "subtasks", || serde_json::json!([])),
     ("model", "grounding", || serde_json::json!(0.0)),
+    ("model", "gate_alpha", || serde_json::json!(0.5)),
+    ("data", "geometry_dropout", || serde_json::json!(0.0)),
+    ("data", "geometry_outliers", || serde_json::json!(0.0)),
 ];
 
 /// `config` with every key that cannot change its run's numbers at its default.
@@ -85,9 +88,17 @@ pub fn canonical(config: &Config) -> Config {
         m.bottleneck_len = defaults.model.bottleneck_len;
         m.fusion_heads = defaults.model.fusion_heads;
     }
+    if m.fusion != FusionKind::GatedFixed {
+        m.gate_alpha = defaults.model.gate_alpha;
+    }
     // The alignment MLPs (Eqs. 1, 4, 11, 13) exist only where geometry is used.
     if !uses_geometry {
         m.mlp_ratio = defaults.model.mlp_ratio;
+        // Nor are the geometry tokens read. Their noise and faults are drawn last in each
+        // sample, from its own stream, so the questions and vision tokens do not move.
+        c.data.geometry_noise = defaults.data.geometry_noise;
+        c.data.geometry_dropout = defaults.data.geometry_dropout;
+        c.data.geometry_outliers = defaults.data.geometry_outliers;
     }
     // No encoder to size: no geometry, or precomputed tokens whose width is the data's.
     if matches!(m.geometry, GeometryKind::None | GeometryKind::Features) {

@@ -34,7 +34,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::synthetic::{
-    gaussian3, grounding, render, shows, Body, Camera, Enclosure, Scenes, Seen, Vec3, CATEGORY_COUNT, CATEGORY_SIZES,
+    corrupt_geometry, gaussian3, grounding, render, shows, Body, Camera, Enclosure, Scenes, Seen, Vec3, CATEGORY_COUNT, CATEGORY_SIZES,
 };
 use super::Sample;
 use crate::config::{Bench, DataConfig};
@@ -56,7 +56,7 @@ const ARENA_HALF: f64 = 1.5;
 /// Displacement over the whole clip of a still, slow and fast object.
 const SPEED_CLASSES: [(f64, f64); 3] = [(0.0, 0.0), (0.4, 0.7), (1.1, 1.6)];
 /// Background: a 9 x 9 m hall, 3.5 m high, around the orbit.
-const HALL: Enclosure = Enclosure { min: Vec3::new(-4.5, 0.0, -4.5), max: Vec3::new(4.5, 3.5, 4.5) };
+pub(super) const HALL: Enclosure = Enclosure { min: Vec3::new(-4.5, 0.0, -4.5), max: Vec3::new(4.5, 3.5, 4.5) };
 
 /// The dynamic benchmark's clips; see the module doc for the scene and the shortcut.
 pub(super) struct Clips;
@@ -72,7 +72,8 @@ impl Scenes for Clips {
     fn draw(cfg: &DataConfig, s: f64, subtask: usize, rng: &mut ChaCha8Rng) -> Option<Sample> {
         let scene = Scene::draw(cfg, s, rng);
         let question = ask(subtask, &scene, rng)?;
-        let (vision, geometry) = scene.tokens(cfg, rng);
+        let (vision, mut geometry) = scene.tokens(cfg, rng);
+        corrupt_geometry(&mut geometry, GEOMETRY_CHANNELS, cfg, &HALL, rng);
         let mut sample = question.into_sample(subtask, vision, geometry);
         // Where each named object starts: questions follow objects from the first frame.
         sample.grounding = grounding(&sample.prompt, &scene.frames[0]);

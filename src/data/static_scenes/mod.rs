@@ -54,7 +54,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::synthetic::{
-    gaussian3, grounding, render, shows, uniform_deg, Body, Camera, Enclosure, Scenes, Seen, Vec3, CATEGORY_COUNT,
+    corrupt_geometry, gaussian3, grounding, render, shows, uniform_deg, Body, Camera, Enclosure, Scenes, Seen, Vec3, CATEGORY_COUNT,
     CATEGORY_SIZES,
 };
 use super::Sample;
@@ -95,7 +95,8 @@ impl Scenes for Rooms {
         let categories = draw_categories(cfg.objects, subtask == OBJ_COUNT, rng);
         let scene = Scene::draw(cfg, s, &categories, rng);
         let question = ask(subtask, &scene, rng)?;
-        let (vision, geometry) = scene.tokens(cfg, rng);
+        let (vision, mut geometry) = scene.tokens(cfg, rng);
+        corrupt_geometry(&mut geometry, GEOMETRY_CHANNELS, cfg, &scene.room, rng);
         let mut sample = question.into_sample(subtask, vision, geometry);
         sample.grounding = grounding(&sample.prompt, &scene.objects);
         Some(sample)

@@ -7,6 +7,7 @@
 //! sample, re-draws scenes that cannot support the question, and assembles the split.
 
 mod camera;
+mod faults;
 mod question;
 mod random;
 mod render;
@@ -14,6 +15,7 @@ mod vector;
 mod world;
 
 pub(super) use camera::Camera;
+pub(super) use faults::corrupt_geometry;
 pub(super) use question::{grounding, Question};
 pub(super) use random::{gaussian3, uniform_deg};
 pub(super) use render::{render, shows, Seen};
