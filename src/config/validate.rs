@@ -16,13 +16,10 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
         })
     };
     let m = &config.model;
-    for (key, v) in [("model.mask.gamma", m.mask.gamma), ("model.mask.beta", m.mask.beta)] {
+    for (key, v) in [("model.mask.gamma", m.mask.gamma), ("model.mask.beta", m.mask.beta), ("model.gate_alpha", m.gate_alpha)] {
         if !(0.0..=1.0).contains(&v) || v.is_nan() {
             return fail(key, v.to_string(), "a number in [0, 1]");
         }
-    }
-    if !(0.0..=1.0).contains(&m.gate_alpha) || m.gate_alpha.is_nan() {
-        return fail("model.gate_alpha", m.gate_alpha.to_string(), "a number in [0, 1] (the constant gate of fusion = \"gated_fixed\")");
     }
     if m.bottleneck_len == 0 {
         return fail("model.bottleneck_len", "0".into(), "at least 1 bottleneck token (L_B >= 1)");

@@ -51,9 +51,9 @@ pub fn forward_flops(config: &ModelConfig, dims: &ModelDims) -> u64 {
             flops += linear(n_v, 2 * c, c);
             0
         }
-        // Two LayerNorms and a weighted sum: no matrix product beyond Eq. 1's MLP.
-        FusionKind::AdditiveLn | FusionKind::GatedFixed => 0,
-        _ => 0,
+        // A sum (the controls: two LayerNorms and a weighted sum): no matrix product
+        // beyond Eq. 1's MLP.
+        FusionKind::None | FusionKind::Additive | FusionKind::AdditiveLn | FusionKind::GatedFixed => 0,
     };
     let seq = 1 + n_v + appended + l_p;
     flops += depth as u64 * (attention(seq, seq, c) + linear(seq, c, 4 * c) + linear(seq, 4 * c, c));

@@ -258,6 +258,13 @@ impl<B: Backend> Fused<B> {
     }
 }
 
+impl<B: Backend> NormedSum<B> {
+    fn new(align: AlignMlp<B>, width: usize, (weight_v, weight_g): (f64, f64), device: &B::Device) -> Self {
+        let norm = || LayerNormConfig::new(width).init(device);
+        NormedSum { align, norm_v: norm(), norm_g: norm(), weight_v, weight_g }
+    }
+}
+
 impl<B: Backend> QformerBranch<B> {
     /// `geometry` F_G resized to the vision grid `[B, N_V, C_G]`; returns F^'_G
     /// `[B, N_V, C]`, the QFormer's output and the relevance s `[B, N_V]`.
@@ -310,18 +317,10 @@ impl<B: Backend> Fusion<B> {
                 retrieve: CrossAttention::new(width, config.fusion_heads, device),
                 gate: GatedFusion::new(width, device),
             }),
-            (FusionKind::AdditiveLn | FusionKind::GatedFixed, false) => {
-                let (weight_v, weight_g) = match config.fusion {
-                    FusionKind::GatedFixed => (config.gate_alpha, 1.0 - config.gate_alpha),
-                    _ => (1.0, 1.0),
-                };
-                Fusion::NormedSum(NormedSum {
-                    align: align(),
-                    norm_v: LayerNormConfig::new(width).init(device),
-                    norm_g: LayerNormConfig::new(width).init(device),
-                    weight_v,
-                    weight_g,
-                })
+            (FusionKind::AdditiveLn, false) => Fusion::NormedSum(NormedSum::new(align(), width, (1.0, 1.0), device)),
+            (FusionKind::GatedFixed, false) => {
+                let a = config.gate_alpha;
+                Fusion::NormedSum(NormedSum::new(align(), width, (a, 1.0 - a), device))
             }
             (FusionKind::Additive | FusionKind::Gated | FusionKind::AdditiveLn | FusionKind::GatedFixed, true) => {
                 panic!("top-k masking needs a QFormer branch, which model.fusion {:?} lacks (config validation rejects this)", config.fusion)
