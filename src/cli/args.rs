@@ -2,7 +2,7 @@
 //! with its overrides, and where its runs train.
 
 use anyhow::Result;
-use geosr::config::experiment::VariantSpec;
+use geosr::config::experiment::{parse_grid, VariantSpec};
 use geosr::config::layers::{cli_layers, env_layers, env_warnings};
 use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
 
@@ -32,6 +32,12 @@ pub struct ExperimentArgs {
     pub experiment: String,
     #[command(flatten)]
     pub overrides: Overrides,
+    /// Add a sweep axis without editing the file, e.g. --grid model.mask.gamma=0.2,0.4,0.6
+    /// (repeatable: axes multiply). Its runs, table and figure are kept apart from the
+    /// file's own, under EXPERIMENT+grid.KEY=VALUES; give the same --grid to `table`,
+    /// `status` or `plot` to see them.
+    #[arg(long = "grid", value_name = "KEY=V1,V2,..")]
+    pub grid: Vec<String>,
 }
 
 /// An experiment with the override layers every one of its runs gets.
@@ -45,7 +51,11 @@ impl ExperimentArgs {
     /// Loads the experiment, with a warning for each override that replaces what a
     /// variant sets itself.
     pub fn load(&self) -> Result<Loaded> {
-        let exp = Experiment::load(&self.experiment)?;
+        let grid = self.grid.iter().map(|g| parse_grid(g)).collect::<Result<Vec<_>, _>>().map_err(Usage)?;
+        let (exp, notes) = Experiment::load(&self.experiment)?.with_grid(&grid)?;
+        for note in notes {
+            eprintln!("note: {note}");
+        }
         let (env, sets) = self.overrides.layers()?;
         for warning in exp.override_warnings(&env, &sets) {
             eprintln!("warning: {warning}");

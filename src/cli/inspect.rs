@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use burn::backend::Flex;
-use geosr::config::layers::resolve;
-use geosr::config::{ConfigError, Layer};
+use geosr::config::ConfigError;
 use geosr::launch::{self, sweep::RunState};
 use geosr::runs;
 use tabled::{builder::Builder, settings::Style};
 
 use super::args::{self, ExperimentArgs, Overrides};
+use super::exit::Usage;
 use super::report::stray_notes;
 
 #[derive(clap::Subcommand)]
@@ -37,9 +37,14 @@ pub struct ShowArgs {
 
 #[derive(clap::Args)]
 pub struct DiffArgs {
-    /// A run id (or a unique prefix of one) under results/runs/, or a run folder.
-    run_a: String,
-    run_b: String,
+    /// Two or more runs: run ids (or unique prefixes of them) or run folders. Two runs
+    /// show B−A; more show one column each.
+    #[arg(value_name = "RUN")]
+    runs: Vec<String>,
+    /// Instead of runs, an experiment's rows: one column per row, its scores the mean
+    /// over the row's finished seeds.
+    #[arg(long, conflicts_with = "runs")]
+    experiment: Option<String>,
     // Only output.results_dir is read, to find runs given by id.
     #[command(flatten)]
     overrides: Overrides,
@@ -106,44 +111,177 @@ fn planned_params(config: &geosr::config::Config) -> String {
     }
 }
 
-pub fn status(args: ExperimentArgs) -> Result<ExitCode> {
-    let loaded = args.load()?;
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    experiment: ExperimentArgs,
+    /// Redraw every SECS seconds (default 5) until no run is running or queued.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "5")]
+    watch: Option<u64>,
+}
+
+pub fn status(args: StatusArgs) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let loaded = args.experiment.load()?;
     let plan = loaded.plan()?;
-    let states = launch::sweep::states(&plan)?;
+    let Some(every) = args.watch else {
+        let (text, _) = status_text(&loaded.exp.name, &args.experiment.experiment, &plan)?;
+        print!("{text}");
+        stray_notes(&loaded.exp, &plan);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let clear = std::io::stdout().is_terminal();
+    loop {
+        let (text, busy) = status_text(&loaded.exp.name, &args.experiment.experiment, &plan)?;
+        if clear {
+            // Clear the screen and go home, so the table redraws in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        print!("{text}");
+        if !busy {
+            println!("nothing is running or queued: stopped watching");
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(every.max(1)));
+    }
+}
+
+/// The status table, its summary and ETA; and whether any run is running or queued.
+fn status_text(name: &str, experiment: &str, plan: &[geosr::config::RunSpec]) -> Result<(String, bool)> {
+    use geosr::launch::progress;
+    use std::fmt::Write;
+    let states = launch::sweep::states(plan)?;
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut b = Builder::default();
     b.push_record(["label", "seed", "status", "commit", "detail"]);
     let mut stale = 0;
+    let mut eta = progress::Eta::default();
+    let (mut queued, mut running) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
     for (spec, state) in plan.iter().zip(&states) {
         *counts.entry(state.word()).or_default() += 1;
         let manifest = runs::run_dir(spec).read_manifest().ok().flatten();
         let commit = manifest.as_ref().and_then(|m| m.provenance.build.as_ref()).map(|b| b.short()).unwrap_or_default();
         let mut detail = state.detail();
-        if *state == RunState::Done && manifest.as_ref().is_some_and(runs::is_stale) {
-            stale += 1;
-            detail = format!("trained by other code than this build ({})", geosr::runs::manifest::Build::current().short());
+        let first = seen.insert(spec.id.clone());
+        match state {
+            RunState::Done => {
+                if let Some(m) = &manifest {
+                    eta.finished(m.wall_seconds(), progress::work(spec));
+                }
+                if manifest.as_ref().is_some_and(runs::is_stale) {
+                    stale += 1;
+                    detail = format!("trained by other code than this build ({})", geosr::runs::manifest::Build::current().short());
+                }
+            }
+            RunState::Running | RunState::SlurmRunning(_) => {
+                let p = progress::read(spec);
+                if let Some(p) = &p {
+                    let at = format!("step {}/{}, loss {:.4}, {} left", p.done, p.total, p.loss, progress::duration(p.remaining_s()));
+                    detail = if detail.is_empty() { at } else { format!("{detail}; {at}") };
+                }
+                if first {
+                    running.push((progress::work(spec), p));
+                }
+            }
+            // Left to do: what a sweep still running here (or Slurm) takes next.
+            RunState::Queued(_) | RunState::Pending | RunState::Interrupted if first => queued.push(progress::work(spec)),
+            _ => {}
         }
         b.push_record([spec.label.clone(), spec.seed.to_string(), state.word().to_string(), commit, detail]);
     }
-    println!("{}", b.build().with(Style::psql()));
+    let mut out = String::new();
+    writeln!(out, "{}", b.build().with(Style::psql()))?;
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("{}: {} runs: {}", loaded.exp.name, plan.len(), summary.join(", "));
-    if stale > 0 {
-        println!(
-            "{stale} finished run(s) were trained by other code; `geosr sweep {} --rerun-stale` trains them again",
-            args.experiment
-        );
+    write!(out, "{name}: {} runs: {}", plan.len(), summary.join(", "))?;
+    let queued_now = states.iter().filter(|s| matches!(s, RunState::Queued(_))).count();
+    let busy = !running.is_empty() || queued_now > 0;
+    if busy {
+        // As many at once as run now: the left runs take those slots as they free.
+        let at_once = running.len().max(1);
+        match eta.remaining_s(&queued, &running, at_once) {
+            Some(s) => write!(
+                out,
+                "; {} run(s) left: about {} at {at_once} at once",
+                queued.len() + running.len(),
+                progress::duration(s)
+            )?,
+            None => write!(out, "; ETA after the first logged steps")?,
+        }
     }
-    stray_notes(&loaded.exp, &plan);
-    Ok(ExitCode::SUCCESS)
+    writeln!(out)?;
+    if stale > 0 {
+        writeln!(
+            out,
+            "{stale} finished run(s) were trained by other code; `geosr sweep {experiment} --rerun-stale` trains them again"
+        )?;
+    }
+    Ok((out, busy))
 }
 
 pub fn diff(args: DiffArgs) -> Result<ExitCode> {
-    let (env, sets) = args.overrides.layers()?;
-    let layers: Vec<Layer> = std::iter::once(Layer::defaults()).chain(env).chain(sets).collect();
-    let results = std::path::PathBuf::from(resolve(&layers)?.config.output.results_dir);
-    let a = geosr::runs::find_run(&results, &args.run_a)?;
-    let b = geosr::runs::find_run(&results, &args.run_b)?;
-    print!("{}", geosr::report::diff::diff(&a, &b)?.render());
+    if let Some(experiment) = args.experiment {
+        let loaded = ExperimentArgs { experiment, overrides: args.overrides, grid: Vec::new() }.load()?;
+        let columns = row_columns(&loaded.plan()?);
+        print!("{}", geosr::report::diff::diff_many(&columns).render());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.runs.len() < 2 {
+        return Err(Usage("diff: expected two or more runs (ids, id prefixes or folders), or --experiment NAME".into()).into());
+    }
+    let results = super::runs::results_dir(&args.overrides)?;
+    let dirs = args.runs.iter().map(|r| geosr::runs::find_run(&results, r)).collect::<Result<Vec<_>, _>>()?;
+    if let [a, b] = dirs.as_slice() {
+        print!("{}", geosr::report::diff::diff(a, b)?.render());
+    } else {
+        let columns = dirs.iter().map(geosr::report::diff::run_column).collect::<Result<Vec<_>, _>>()?;
+        print!("{}", geosr::report::diff::diff_many(&columns).render());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An experiment's rows as diff columns: each row's resolved config (its seeds differ
+/// only in the seed, which is left out) and the mean of its finished seeds' scores.
+fn row_columns(plan: &[geosr::config::RunSpec]) -> Vec<geosr::report::diff::Column> {
+    let mut columns: Vec<geosr::report::diff::Column> = Vec::new();
+    // Per column, per subtask in eval.csv's order: (subtask, name, sum of scores, runs).
+    let mut sums: Vec<Vec<(String, String, f64, usize)>> = Vec::new();
+    let mut counts: Vec<(usize, usize)> = Vec::new();
+    for spec in plan {
+        let i = match columns.iter().position(|c| c.name == spec.label) {
+            Some(i) => i,
+            None => {
+                let config = spec
+                    .resolved
+                    .provenance
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "train.seed")
+                    .map(|(k, (v, _))| (k.clone(), v.clone()))
+                    .collect();
+                columns.push(geosr::report::diff::Column { name: spec.label.clone(), config, ..Default::default() });
+                sums.push(Vec::new());
+                counts.push((0, 0));
+                columns.len() - 1
+            }
+        };
+        counts[i].1 += 1;
+        let dir = runs::run_dir(spec);
+        let Some(manifest) = dir.read_manifest().ok().flatten().filter(|m| m.status == runs::Status::Done) else { continue };
+        let Ok(rows) = runs::verify_done(spec, &dir, &manifest) else { continue };
+        counts[i].0 += 1;
+        for r in rows {
+            match sums[i].iter_mut().find(|s| s.0 == r.subtask) {
+                Some(s) => {
+                    s.2 += r.score;
+                    s.3 += 1;
+                }
+                None => sums[i].push((r.subtask, r.name, r.score, 1)),
+            }
+        }
+    }
+    for ((col, sum), (done, total)) in columns.iter_mut().zip(sums).zip(counts) {
+        col.scores = sum.into_iter().map(|(k, name, s, n)| (k, name, s / n as f64)).collect();
+        col.source = format!("{done} of {total} seed(s) done");
+    }
+    columns
 }

@@ -7,8 +7,10 @@ mod args;
 mod backend;
 mod execute;
 mod inspect;
+mod live;
 mod report;
 mod run;
+mod runs;
 mod speed;
 mod sweep;
 
@@ -49,7 +51,7 @@ pub enum Command {
     /// Rebuild an experiment's table from its stored runs.
     Table(report::TableArgs),
     /// Done, running, failed and pending runs per variant and seed.
-    Status(ExperimentArgs),
+    Status(inspect::StatusArgs),
     /// Score a predictions file from any model with the benchmark's official protocol.
     Score(report::ScoreArgs),
     /// Measure training speed (steps/s, samples/s) of one run on every compiled backend.
@@ -59,9 +61,18 @@ pub enum Command {
     Bench(speed::SpeedArgs),
     /// Config keys, per-subtask scores and provenance that differ between two stored runs.
     Diff(inspect::DiffArgs),
+    /// Write one self-contained HTML page for an experiment to results/reports/: its
+    /// table with the paper's numbers, the claims with CIs, the figures and learning
+    /// curves, and each run's provenance and config.
+    Report(ExperimentArgs),
+    /// Stored runs across experiments, filtered and sorted by any config key, score,
+    /// provenance field or tag, as a table, CSV or JSON.
+    Runs(runs::RunsArgs),
+    /// Set or remove a run's tags (KEY=VALUE) and note, or show them.
+    Tag(runs::TagArgs),
     /// Draw an experiment's figure from its stored runs to results/plots/EXPERIMENT.{svg,png}:
     /// grouped bars per subtask and Avg., or Avg. against the swept values for a sweep.
-    Plot(ExperimentArgs),
+    Plot(report::PlotArgs),
 }
 
 impl Command {
@@ -83,6 +94,9 @@ impl Command {
             }
             Command::Diff(args) => inspect::diff(args),
             Command::Plot(args) => report::plot(args),
+            Command::Report(args) => report::report(args),
+            Command::Runs(args) => runs::runs(args),
+            Command::Tag(args) => runs::tag(args),
         }
     }
 }

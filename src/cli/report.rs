@@ -69,17 +69,71 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn plot(args: ExperimentArgs) -> Result<ExitCode> {
-    let loaded = args.load()?;
+#[derive(clap::Args)]
+pub struct PlotArgs {
+    #[command(flatten)]
+    experiment: ExperimentArgs,
+    /// Draw the learning curves instead: training loss and held-out score against the
+    /// step, per row (mean ± std over seeds), to EXPERIMENT-curves.{svg,png}. Runs
+    /// still training count with the steps they have logged.
+    #[arg(long)]
+    curves: bool,
+}
+
+pub fn plot(args: PlotArgs) -> Result<ExitCode> {
+    let loaded = args.experiment.load()?;
     let plan = loaded.plan()?;
+    let dir = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
+    if args.curves {
+        let Some(curves) = plot::learning(&loaded.exp.file.title, &plan)? else {
+            return Err(anyhow::anyhow!(
+                "{}: no run has logged a training step yet (train.csv); start them with `geosr sweep {}`",
+                loaded.exp.name,
+                args.experiment.experiment
+            ));
+        };
+        if curves.without_curve > 0 {
+            eprintln!(
+                "note: {} run(s) logged no held-out scores (eval.every = 0), so only their loss is drawn; \
+                 `--set eval.every=N` scores a held-out slice every N steps (finished runs train again only with `geosr run --force`)",
+                curves.without_curve
+            );
+        }
+        for path in plot::write(&plot::Figure::Learning(curves), &dir, &format!("{}-curves", output_name(&loaded)))? {
+            println!("wrote {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let figure = plot::figure(&loaded.exp, &plan);
     if figure.is_err() {
         stray_notes(&loaded.exp, &plan);
     }
-    let dir = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
     for path in plot::write(&figure?, &dir, &output_name(&loaded))? {
         println!("wrote {}", path.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the experiment's report page under `<results>/reports/`; returns its path.
+fn write_report(loaded: &Loaded, plan: &[RunSpec]) -> Result<PathBuf> {
+    let exp = &loaded.exp;
+    let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
+    let meta = geosr::report::html::PageMeta {
+        written: geosr::runs::manifest::now_rfc3339(),
+        build: geosr::runs::manifest::Build::current().short(),
+        overrides: loaded.env.iter().chain(&loaded.sets).map(|l| l.name.clone()).collect(),
+    };
+    let html = geosr::report::html::page(exp, plan, &verdicts, &meta)?;
+    let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", output_name(loaded)));
+    geosr::runs::write_atomic(&path, html.as_bytes())?;
+    Ok(path)
+}
+
+pub fn report(args: ExperimentArgs) -> Result<ExitCode> {
+    let loaded = args.load()?;
+    let plan = loaded.plan()?;
+    stray_notes(&loaded.exp, &plan);
+    println!("wrote {}", write_report(&loaded, &plan)?.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,5 +243,6 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec]) -> Result<()> {
         Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
         Err(e) => eprintln!("warning: no plot: {e}"),
     }
+    println!("wrote {}", write_report(loaded, plan)?.display());
     Ok(())
 }

@@ -9,7 +9,7 @@ use geosr::config::{Experiment, RunSpec};
 use geosr::runs;
 use geosr::launch::{self, slurm, RunOptions};
 
-use super::args::{ExperimentArgs, Loaded, Overrides, Target};
+use super::args::{ExperimentArgs, Loaded, Target};
 use super::exit::{self, Usage};
 use super::{report, run};
 
@@ -23,6 +23,10 @@ pub struct SweepArgs {
     /// Start no new run once one has failed.
     #[arg(long)]
     fail_fast: bool,
+    /// Off a terminal (a log file, CI, Slurm): print a progress line (each running run's
+    /// step, loss and time left, and the sweep's ETA) every SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    progress_every: u64,
     #[arg(long, value_enum, default_value_t = Launcher::Local)]
     launcher: Launcher,
     #[command(flatten)]
@@ -79,11 +83,12 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let local = Local {
-        overrides: &args.experiment.overrides,
+        experiment: &args.experiment,
         target: &args.target,
         jobs: args.jobs,
         fail_fast: args.fail_fast,
         rerun_stale: args.rerun_stale,
+        progress_every: args.progress_every,
     };
     let failed = match args.launcher {
         Launcher::Slurm => {
@@ -99,11 +104,12 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     args.target.check()?;
     let (loaded, plan, todo) = prepare(&args.experiment, args.rerun_stale)?;
     let local = Local {
-        overrides: &args.experiment.overrides,
+        experiment: &args.experiment,
         target: &args.target,
         jobs: args.jobs,
         fail_fast: false,
         rerun_stale: args.rerun_stale,
+        progress_every: 60,
     };
     let failed = local.run(&loaded.exp, &plan, &todo)?;
     report::write_outputs(&loaded, &plan)?;
@@ -153,8 +159,9 @@ fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec
 }
 
 /// The arguments a child `geosr run-index` needs to rebuild the same plan.
-fn child_args(overrides: &Overrides, target: &Target, rerun_stale: bool) -> Vec<String> {
-    let mut args: Vec<String> = overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+fn child_args(experiment: &ExperimentArgs, target: &Target, rerun_stale: bool) -> Vec<String> {
+    let mut args: Vec<String> = experiment.overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+    args.extend(experiment.grid.iter().flat_map(|g| ["--grid".to_string(), g.clone()]));
     args.extend(["--backend".into(), target.backend.name().into()]);
     if rerun_stale {
         args.push("--rerun-stale".into());
@@ -165,7 +172,7 @@ fn child_args(overrides: &Overrides, target: &Target, rerun_stale: bool) -> Vec<
 /// Submits the runs at `todo` as a Slurm job array and says how to follow it.
 fn submit(args: &SweepArgs, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
-    let mut task_args = child_args(&args.experiment.overrides, &args.target, args.rerun_stale);
+    let mut task_args = child_args(&args.experiment, &args.target, args.rerun_stale);
     task_args.extend(slurm::device_args(&args.target.device, args.gpus_per_task));
     let experiment = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
     let cmd = slurm::TaskCommand { exe, experiment, args: task_args };
@@ -190,11 +197,12 @@ fn submit(args: &SweepArgs, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) 
 
 /// How a sweep runs on this machine.
 struct Local<'a> {
-    overrides: &'a Overrides,
+    experiment: &'a ExperimentArgs,
     target: &'a Target,
     jobs: usize,
     fail_fast: bool,
     rerun_stale: bool,
+    progress_every: u64,
 }
 
 impl Local<'_> {
@@ -208,35 +216,16 @@ impl Local<'_> {
             return run::dispatch(&runs, opts, device, self.target.backend, self.fail_fast);
         }
         let exe = std::env::current_exe().context("cannot find the geosr executable")?;
-        let mut args = child_args(self.overrides, self.target, self.rerun_stale);
+        let mut args = child_args(self.experiment, self.target, self.rerun_stale);
         let cuda_devices = parse_cuda_devices(device)?;
         if cuda_devices.is_none() {
             args.extend(["--device".into(), device.to_string()]);
         }
         let experiment = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
         let cmd = launch::sweep::ChildCommand { exe, experiment, args, cuda_devices };
-        let total = todo.len();
-        let mut finished = 0;
-        let failed = launch::sweep::run_pool(plan, todo, self.jobs, self.fail_fast, &cmd, &mut |event| match event {
-            launch::sweep::Event::Started { spec, log } => {
-                println!("start  {} seed {} ({})  log: {}", spec.label, spec.seed, spec.id, log.display());
-            }
-            launch::sweep::Event::Finished { spec, ok, seconds, log } => {
-                finished += 1;
-                let word = if ok { "done  " } else { "FAILED" };
-                println!("[{finished}/{total}] {word} {} seed {} in {seconds:.0} s", spec.label, spec.seed);
-                if !ok {
-                    let text = std::fs::read_to_string(&log).unwrap_or_default();
-                    let lines: Vec<&str> = launch::sweep::last_attempt(&text).lines().collect();
-                    for line in &lines[lines.len().saturating_sub(5)..] {
-                        println!("    {line}");
-                    }
-                }
-            }
-            launch::sweep::Event::Stopping { running } => {
-                println!("--fail-fast: starting no new runs; waiting for {running} running run(s)");
-            }
-        })?;
+        let mut view = super::live::LiveView::new(plan, todo, self.jobs, self.progress_every);
+        let failed = launch::sweep::run_pool(plan, todo, self.jobs, self.fail_fast, &cmd, &mut |event| view.handle(event))?;
+        view.finish();
         Ok(failed)
     }
 }

@@ -166,6 +166,75 @@ impl Experiment {
         Ok(exp)
     }
 
+    /// The experiment with sweep axes added from the command line (`--grid KEY=V1,V2`,
+    /// like Hydra's multirun): a key the file already sweeps gets these values instead.
+    /// The result is another experiment: its name gets a `+grid...` suffix, so its runs'
+    /// entries, tables and figures are kept apart from the file's own. Each claim is asked
+    /// at every point of the new axes (`a > b` becomes `a_gamma0.2 > b_gamma0.2`, ...);
+    /// returns the notes a user should read (replaced axes, claims that no longer apply).
+    pub fn with_grid(mut self, axes: &[(String, Vec<toml::Value>)]) -> Result<(Experiment, Vec<String>), ConfigError> {
+        if axes.is_empty() {
+            return Ok((self, Vec::new()));
+        }
+        let mut notes = Vec::new();
+        let mut slug_parts = Vec::new();
+        for (key, values) in axes {
+            if values.is_empty() {
+                return Err(self.err(format!("--grid {key}=: expected one or more comma-separated values")));
+            }
+            if self.file.sweep.zip.iter().any(|g| g.contains_key(key)) {
+                return Err(self.err(format!(
+                    "--grid {key}: `{key}` moves with other keys in a [[sweep.zip]] group of this file; change it there"
+                )));
+            }
+            let shown: Vec<String> = values.iter().map(grid_value_text).collect();
+            if let Some(old) = self.file.sweep.grid.get(key) {
+                notes.push(format!("--grid {key}: replaces the file's values {old} with [{}]", shown.join(", ")));
+            }
+            self.file.sweep.grid.insert(key.clone(), toml::Value::Array(values.clone()));
+            slug_parts.push(format!("{key}={}", shown.join(",")));
+        }
+        let joined: String = slug_parts
+            .join("+")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || ".=-_,".contains(c) { c } else { '_' })
+            .collect();
+        self.name = if joined.len() <= 80 {
+            format!("{}+grid.{joined}", self.name)
+        } else {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(joined.as_bytes());
+            let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            format!("{}+grid.{}-{hash}", self.name, &joined[..60])
+        };
+        let rows = self.row_labels();
+        let mut claims = Vec::new();
+        for text in &self.file.claims {
+            let Some(claim) = parse_claim(text) else {
+                claims.push(text.clone());
+                continue;
+            };
+            if rows.contains(&claim.better) && rows.contains(&claim.worse) {
+                claims.push(text.clone());
+                continue;
+            }
+            // The same comparison at each point: rows that share what follows the labels.
+            let at_points: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.strip_prefix(claim.better.as_str()).filter(|rest| rest.starts_with('_')))
+                .filter(|rest| rows.contains(&format!("{}{rest}", claim.worse)))
+                .map(|rest| format!("{}{rest} > {}{rest}", claim.better, claim.worse))
+                .collect();
+            if at_points.is_empty() {
+                notes.push(format!("claim {text:?} names rows the grid removed; it is not checked"));
+            }
+            claims.extend(at_points);
+        }
+        self.file.claims = claims;
+        self.check()?;
+        Ok((self, notes))
+    }
+
     fn err(&self, message: String) -> ConfigError {
         ConfigError::Experiment { path: self.path.clone(), message }
     }
@@ -498,6 +567,36 @@ impl Experiment {
             id,
             legacy_id,
         })
+    }
+}
+
+/// A `--grid` argument `KEY=V1,V2,...`: each value read as TOML (`0.6`, `true`, `"x"`),
+/// or as text when it is not TOML (`random`).
+pub fn parse_grid(text: &str) -> Result<(String, Vec<toml::Value>), String> {
+    let (key, values) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--grid {text}: expected KEY=V1,V2,... (e.g. model.mask.gamma=0.2,0.4,0.6)"))?;
+    let key = key.trim();
+    if key.is_empty() || values.trim().is_empty() {
+        return Err(format!("--grid {text}: expected KEY=V1,V2,... (e.g. model.mask.gamma=0.2,0.4,0.6)"));
+    }
+    let values = values
+        .split(',')
+        .map(|v| {
+            let v = v.trim();
+            toml::from_str::<toml::Table>(&format!("v = {v}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(v.to_string()))
+        })
+        .collect();
+    Ok((key.to_string(), values))
+}
+
+fn grid_value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -271,6 +271,13 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// The average a table reports as Avg.
     pub average: Average,
+    /// Score a held-out slice of the evaluation split every this many training steps
+    /// (and after the last), into `curve.csv`, for learning curves; 0 = never. Not part
+    /// of a run's identity: it watches training without changing it.
+    pub every: usize,
+    /// Questions in that slice: every k-th of the evaluation split, so each subtask
+    /// keeps its share.
+    pub curve_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,7 +359,7 @@ impl Default for TrainConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { batch_size: 64, average: Average::Macro }
+        EvalConfig { batch_size: 64, average: Average::Macro, every: 0, curve_size: 512 }
     }
 }
 

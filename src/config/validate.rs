@@ -135,6 +135,9 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
             return fail(key, p.to_string(), "a probability in [0, 1] (0 = off)");
         }
     }
+    if config.eval.every > 0 && config.eval.curve_size == 0 {
+        return fail("eval.curve_size", "0".into(), "a positive number of questions when eval.every > 0");
+    }
     if config.train.epochs == 0 && config.train.steps == 0 {
         return fail("train.epochs", "0".into(), "at least 1 epoch (or set train.steps)");
     }

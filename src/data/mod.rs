@@ -91,6 +91,18 @@ impl Dataset {
     pub fn n_geometry(&self) -> usize {
         self.frames * self.geometry_grid[0] * self.geometry_grid[1]
     }
+
+    /// At most `n` questions, every k-th, so each subtask keeps about its share (a
+    /// learning curve's held-out slice).
+    pub fn spread_slice(&self, n: usize) -> Dataset {
+        let stride = self.samples.len().div_ceil(n.max(1)).max(1);
+        let keep: Vec<usize> = (0..self.samples.len()).step_by(stride).take(n).collect();
+        Dataset {
+            samples: keep.iter().map(|&i| self.samples[i].clone()).collect(),
+            question_types: self.question_types.as_ref().map(|q| keep.iter().map(|&i| q[i].clone()).collect()),
+            ..self.clone()
+        }
+    }
 }
 
 /// The split a config describes: generated, or loaded from precomputed features.

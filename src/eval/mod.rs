@@ -30,6 +30,18 @@ pub struct Prediction {
     pub alpha: Option<f64>,
 }
 
+/// One row of `curve.csv`: a subtask's (or an average's) score on the held-out slice
+/// after `step` training steps (see `eval.every`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveRow {
+    pub step: usize,
+    /// Subtask key, or `avg_macro` / `avg_micro`.
+    pub subtask: String,
+    pub score: f64,
+    pub drop_no_geometry: f64,
+    pub drop_no_vision: f64,
+}
+
 /// One row of `eval.csv`: a subtask, or one of the two averages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRow {

@@ -1,6 +1,7 @@
 //! Executing runs: one run end to end (data, training, evaluation, store), sweeps
 //! of many runs on this machine, and Slurm job arrays.
 
+pub mod progress;
 pub mod slurm;
 pub mod sweep;
 
@@ -240,7 +241,36 @@ fn train_and_evaluate<B: AutodiffBackend>(
     let mut write_error = None;
     let total = train::total_steps(config, train_data.samples.len());
     let mut peak_device = None;
-    let result = train::train::<B>(config, &train_data, devices, Some(checkpoints), |row| {
+    // Learning curves: the held-out slice scored now and then, rows kept across resumes.
+    let curve_path = dir.path.join("curve.csv");
+    let mut curve: Vec<eval::CurveRow> = match resume_from {
+        Some(step) if config.eval.every > 0 => {
+            dir.read_csv::<eval::CurveRow>(&curve_path).unwrap_or_default().into_iter().filter(|r| r.step <= step).collect()
+        }
+        _ => Vec::new(),
+    };
+    let held_out = (config.eval.every > 0).then(|| eval_data.spread_slice(config.eval.curve_size));
+    let held_out_batcher = held_out.as_ref().map(|h| train::batcher_for(config, h));
+    let mut curve_error = None;
+    let on_eval = |step: usize, model: &crate::model::GeoSr<B::InnerBackend>| {
+        let (Some(h), Some(batcher)) = (&held_out, &held_out_batcher) else { return };
+        let predictions = eval::predict(model, h, batcher, config.eval.batch_size, device);
+        for row in eval::summarize(h, &predictions, None) {
+            curve.push(eval::CurveRow {
+                step,
+                subtask: row.subtask,
+                score: row.score,
+                drop_no_geometry: row.drop_no_geometry,
+                drop_no_vision: row.drop_no_vision,
+            });
+        }
+        if curve_error.is_none() {
+            if let Err(e) = dir.write_csv(&curve_path, &curve) {
+                curve_error = Some(e);
+            }
+        }
+    };
+    let result = train::train_observed::<B>(config, &train_data, devices, Some(checkpoints), |row| {
         progress(row, total);
         if let Some(memory) = opts.device_memory {
             memory.sample(&mut peak_device);
@@ -254,8 +284,8 @@ fn train_and_evaluate<B: AutodiffBackend>(
                 write_error = Some(e);
             }
         }
-    });
-    if let Some(e) = write_error {
+    }, on_eval);
+    if let Some(e) = write_error.or(curve_error) {
         return Err(e.into());
     }
     dir.write_csv(&dir.train_csv(), &rows)?;

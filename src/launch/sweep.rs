@@ -154,17 +154,15 @@ pub enum Event<'a> {
     Finished { spec: &'a RunSpec, ok: bool, seconds: f64, log: PathBuf },
     /// `--fail-fast`: no new runs start; the running ones finish.
     Stopping { running: usize },
+    /// Sent about ten times a second while runs train, for a live view: the plan
+    /// indices of the running runs and of those still queued.
+    Tick { running: &'a [usize], queued: &'a [usize] },
 }
 
 /// The plan entries at `todo`, the most work first (analytic FLOPs of a training step
 /// times the steps), so the runs that end a sweep are its short ones.
 pub fn longest_first(plan: &[RunSpec], todo: &[usize]) -> Vec<usize> {
-    let work = |spec: &RunSpec| {
-        let config = &spec.resolved.config;
-        let steps = crate::train::total_steps(config, config.data.train_size) as f64;
-        crate::data::model_dims(&config.data)
-            .map_or(steps, |dims| steps * crate::model::flops::train_step_flops(&config.model, &dims, config.train.batch_size) as f64)
-    };
+    let work = super::progress::work;
     let mut order: Vec<(usize, f64)> = todo.iter().map(|&i| (i, work(&plan[i]))).collect();
     // Stable: equal work keeps the plan's order.
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -238,6 +236,9 @@ pub fn run_pool(
             return Ok(failed);
         }
         std::thread::sleep(Duration::from_millis(100));
+        let running_now: Vec<usize> = running.iter().map(|r| r.1).collect();
+        let queued_now: Vec<usize> = if stopping { Vec::new() } else { queue.iter().copied().collect() };
+        on_event(Event::Tick { running: &running_now, queued: &queued_now });
         let mut k = 0;
         while k < running.len() {
             let status = running[k].0.try_wait().map_err(|source| StoreError::Io { path: cmd.exe.clone(), source })?;

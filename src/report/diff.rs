@@ -3,6 +3,8 @@
 //! geometry-reliance probes, and the provenance, so a change in a number can be
 //! traced to a change in a setting or in the code and machine that produced it.
 
+use std::collections::BTreeMap;
+
 use crate::config::layers::{flatten, value_to_string, Layer};
 use crate::eval::EvalRow;
 use crate::runs::{Manifest, Provenance, RunDir, StoreError};
@@ -129,6 +131,15 @@ fn read_eval(dir: &RunDir) -> Result<Option<Vec<EvalRow>>, StoreError> {
 /// and the patch text are left out: they differ between any two invocations and
 /// say more as `git_commit` and `git_dirty`.
 fn provenance_changes(a: &Provenance, b: &Provenance) -> Vec<Change> {
+    provenance_fields(a)
+        .into_iter()
+        .zip(provenance_fields(b))
+        .filter_map(|((key, va), (_, vb))| (va != vb).then(|| Change { key: key.to_string(), a: Some(va), b: Some(vb) }))
+        .collect()
+}
+
+/// The provenance fields [`provenance_changes`] compares, in a fixed order.
+fn provenance_fields(p: &Provenance) -> Vec<(&'static str, String)> {
     type Field = (&'static str, fn(&Provenance) -> String);
     let fields: [Field; 18] = [
         ("build", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.short())),
@@ -151,13 +162,128 @@ fn provenance_changes(a: &Provenance, b: &Provenance) -> Vec<Change> {
         ("os", |p| p.os.clone()),
         ("cpu", |p| p.cpu.clone()),
     ];
-    fields
-        .iter()
-        .filter_map(|(key, f)| {
-            let (va, vb) = (f(a), f(b));
-            (va != vb).then(|| Change { key: key.to_string(), a: Some(va), b: Some(vb) })
-        })
-        .collect()
+    fields.iter().map(|(key, f)| (*key, f(p))).collect()
+}
+
+/// One column of a many-way diff: a stored run, or an experiment's row.
+#[derive(Debug, Clone, Default)]
+pub struct Column {
+    pub name: String,
+    /// Dotted config key -> value as `config show` prints it.
+    pub config: BTreeMap<String, String>,
+    /// Subtask -> (the paper's column name, score); for a row, the mean over its seeds.
+    pub scores: Vec<(String, String, f64)>,
+    /// Provenance field -> value; empty where there is none to compare (a row).
+    pub provenance: BTreeMap<String, String>,
+    /// A line about where the column comes from (a run's folder, a row's seeds).
+    pub source: String,
+}
+
+/// What differs among several runs or rows: only the config keys and provenance fields
+/// whose values are not all equal, and every score, side by side.
+#[derive(Debug, Clone)]
+pub struct ManyDiff {
+    pub columns: Vec<String>,
+    pub sources: Vec<String>,
+    pub config: Vec<(String, Vec<Option<String>>)>,
+    pub scores: Vec<(String, Vec<Option<f64>>)>,
+    pub provenance: Vec<(String, Vec<Option<String>>)>,
+}
+
+/// Compares any number of columns (see [`Column`]).
+pub fn diff_many(columns: &[Column]) -> ManyDiff {
+    fn differing(maps: Vec<&BTreeMap<String, String>>) -> Vec<(String, Vec<Option<String>>)> {
+        let keys: std::collections::BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
+        keys.into_iter()
+            .map(|k| (k.clone(), maps.iter().map(|m| m.get(k).cloned()).collect::<Vec<_>>()))
+            .filter(|(_, values)| values.iter().any(|v| *v != values[0]))
+            .collect()
+    }
+    let mut scores: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for col in columns {
+        for (subtask, name, _) in &col.scores {
+            if scores.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let values = columns
+                .iter()
+                .map(|c| c.scores.iter().find(|(s, _, _)| s == subtask).map(|(_, _, v)| *v))
+                .collect();
+            scores.push((name.clone(), values));
+        }
+    }
+    let with_provenance: Vec<&BTreeMap<String, String>> = columns.iter().map(|c| &c.provenance).collect();
+    ManyDiff {
+        columns: columns.iter().map(|c| c.name.clone()).collect(),
+        sources: columns.iter().map(|c| c.source.clone()).collect(),
+        config: differing(columns.iter().map(|c| &c.config).collect()),
+        scores,
+        provenance: if with_provenance.iter().all(|p| p.is_empty()) { Vec::new() } else { differing(with_provenance) },
+    }
+}
+
+/// A stored run as a column of [`diff_many`].
+pub fn run_column(dir: &RunDir) -> Result<Column, StoreError> {
+    let manifest = dir.read_manifest()?;
+    let name = manifest.as_ref().map_or_else(
+        || dir.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        |m| format!("{} {} s{}", m.run_id, m.label, m.seed),
+    );
+    let scores = read_eval(dir)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.subtask, r.name, r.score))
+        .collect();
+    let provenance = manifest
+        .as_ref()
+        .map(|m| provenance_fields(&m.provenance).into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        .unwrap_or_default();
+    Ok(Column { name, config: read_config(dir)?, scores, provenance, source: dir.path.display().to_string() })
+}
+
+impl ManyDiff {
+    pub fn render(&self) -> String {
+        use tabled::{builder::Builder, settings::Style};
+        let missing = || "–".to_string();
+        let header = |first: &str| std::iter::once(first.to_string()).chain(self.columns.iter().cloned()).collect::<Vec<_>>();
+        let mut out = String::new();
+        for (name, source) in self.columns.iter().zip(&self.sources) {
+            out.push_str(&format!("{name}: {source}\n"));
+        }
+        if self.config.is_empty() {
+            out.push_str("\nconfig: identical\n");
+        } else {
+            out.push_str(&format!("\nconfig: {} key(s) differ\n", self.config.len()));
+            let mut b = Builder::default();
+            b.push_record(header("key"));
+            for (key, values) in &self.config {
+                b.push_record(std::iter::once(key.clone()).chain(values.iter().map(|v| v.clone().unwrap_or_else(missing))));
+            }
+            out.push_str(&format!("{}\n", b.build().with(Style::psql())));
+        }
+        if self.scores.is_empty() {
+            out.push_str("\nscores: none has an eval.csv\n");
+        } else {
+            out.push_str("\nscores (percent)\n");
+            let mut b = Builder::default();
+            b.push_record(header("subtask"));
+            for (name, values) in &self.scores {
+                let cells = values.iter().map(|v| v.map(|x| format!("{x:.1}")).unwrap_or_else(missing));
+                b.push_record(std::iter::once(name.clone()).chain(cells));
+            }
+            out.push_str(&format!("{}\n", b.build().with(Style::psql())));
+        }
+        if !self.provenance.is_empty() {
+            out.push_str("\nprovenance differs\n");
+            let mut b = Builder::default();
+            b.push_record(header("field"));
+            for (key, values) in &self.provenance {
+                b.push_record(std::iter::once(key.clone()).chain(values.iter().map(|v| v.clone().unwrap_or_else(missing))));
+            }
+            out.push_str(&format!("{}\n", b.build().with(Style::psql())));
+        }
+        out
+    }
 }
 
 impl RunDiff {

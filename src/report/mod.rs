@@ -2,7 +2,9 @@
 
 pub mod claims;
 pub mod diff;
+pub mod html;
 pub mod paper;
 pub mod plot;
 pub mod stray;
 pub mod table;
+pub mod tensorboard;

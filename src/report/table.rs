@@ -371,6 +371,8 @@ pub enum Format {
     Markdown,
     Csv,
     Latex,
+    /// A `<table>` for the report page (`geosr report`).
+    Html,
 }
 
 /// Rank of each row's mean in column `c`: 1 = best, 2 = second best (higher is better).
@@ -393,6 +395,7 @@ impl Table {
         match format {
             Format::Csv => self.csv(),
             Format::Latex => self.latex(),
+            Format::Html => self.html(),
             Format::Term | Format::Markdown => self.text(format),
         }
     }
@@ -503,6 +506,52 @@ impl Table {
             }
         }
         String::from_utf8(w.into_inner().expect("in memory")).expect("utf-8")
+    }
+
+    fn html(&self) -> String {
+        use super::html::escape;
+        let ranks: Vec<Vec<Option<usize>>> = (0..self.columns.len()).map(|c| ranks(self, c)).collect();
+        let mut out = String::from("<table class=\"results\">\n<thead><tr><th>Setting</th>");
+        for m in &self.marks {
+            out.push_str(&format!("<th>{}</th>", escape(m)));
+        }
+        for (_, name) in &self.columns {
+            out.push_str(&format!("<th>{}</th>", escape(name)));
+        }
+        out.push_str("<th>seeds</th><th>commit</th></tr></thead>\n<tbody>\n");
+        for (i, row) in self.rows.iter().enumerate() {
+            let title = if row.name.is_empty() { String::new() } else { format!(" title=\"{}\"", escape(&row.name)) };
+            out.push_str(&format!("<tr><th{title}><a href=\"#runs-{}\">{}</a></th>", escape(&row.label), escape(&row.label)));
+            for &m in &row.marks {
+                out.push_str(if m { "<td class=\"mark\">✓</td>" } else { "<td></td>" });
+            }
+            for (c, cell) in row.cells.iter().enumerate() {
+                let text = cell_text(&self.columns[c].0, cell, " ± ").unwrap_or_else(|| "–".into());
+                let class = match ranks[c][i] {
+                    Some(1) => " class=\"best\"",
+                    Some(2) => " class=\"second\"",
+                    _ => "",
+                };
+                let paper = if self.has_paper() {
+                    format!(" <span class=\"paper\">({})</span>", row.paper[c].map(|p| format!("{p:.1}")).unwrap_or_else(|| "–".into()))
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!("<td{class}>{}{paper}</td>", escape(&text)));
+            }
+            let commits: Vec<&str> = row.code.iter().map(|c| c.commit.as_str()).collect();
+            out.push_str(&format!("<td>{}/{}</td><td>{}</td></tr>\n", row.seeds_done, row.seeds_planned, escape(&commits.join(", "))));
+        }
+        for baseline in &self.baselines {
+            out.push_str(&format!("<tr class=\"baseline\"><th>({})</th>", escape(&baseline.name)));
+            out.push_str(&"<td></td>".repeat(self.marks.len()));
+            for v in &baseline.values {
+                out.push_str(&format!("<td>{}</td>", v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())));
+            }
+            out.push_str("<td></td><td></td></tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+        out
     }
 
     fn latex(&self) -> String {

@@ -47,8 +47,9 @@ pub fn find_run(results_dir: &Path, query: &str) -> Result<RunDir, StoreError> {
     }
 }
 
-/// The sub-folders of `dir`; none when it does not exist.
-fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+/// The sub-folders of `dir` (following links), sorted, leaving out hidden names (a
+/// link being made under a temporary name); none when `dir` does not exist.
+pub(super) fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -58,9 +59,10 @@ fn read_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     for entry in entries {
         let entry = entry.map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         // Follows links: an experiment's entries link into the store.
-        if entry.path().is_dir() {
+        if entry.path().is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
             out.push(entry.path());
         }
     }
+    out.sort();
     Ok(out)
 }

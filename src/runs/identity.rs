@@ -66,6 +66,8 @@ const ADDED_KEYS: &[AddedKey] = &[
     ("model", "gate_alpha", || serde_json::json!(0.5)),
     ("data", "geometry_dropout", || serde_json::json!(0.0)),
     ("data", "geometry_outliers", || serde_json::json!(0.0)),
+    ("eval", "every", || serde_json::json!(0)),
+    ("eval", "curve_size", || serde_json::json!(512)),
 ];
 
 /// `config` with every key that cannot change its run's numbers at its default.
@@ -77,6 +79,8 @@ pub fn canonical(config: &Config) -> Config {
     c.train.log_every = defaults.train.log_every;
     c.train.checkpoint_every = defaults.train.checkpoint_every;
     c.eval.batch_size = defaults.eval.batch_size;
+    c.eval.every = defaults.eval.every;
+    c.eval.curve_size = defaults.eval.curve_size;
     let m = &mut c.model;
     if m.mask.kind == MaskKind::None {
         m.mask.gamma = defaults.model.mask.gamma;

@@ -3,9 +3,11 @@
 pub mod find;
 pub mod identity;
 pub mod manifest;
+pub mod query;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod tags;
 
 pub use manifest::{Manifest, Provenance, Status};
 pub use find::find_run;

@@ -211,7 +211,7 @@ pub fn archive(dir: &RunDir, previous: Option<&Manifest>, reason: String) -> Res
     let target = dir.path.join("history").join(&name);
     let io = |source| StoreError::Io { path: target.clone(), source };
     std::fs::create_dir_all(&target).map_err(io)?;
-    for file in ["manifest.json", "config.toml", "train.csv", "eval.csv", "predictions.csv", "model"] {
+    for file in ["manifest.json", "config.toml", "train.csv", "curve.csv", "eval.csv", "predictions.csv", "model"] {
         let from = dir.path.join(file);
         if from.exists() {
             std::fs::rename(&from, target.join(file)).map_err(io)?;

@@ -343,7 +343,21 @@ pub fn train<B: AutodiffBackend>(
     data: &Dataset,
     devices: &[B::Device],
     checkpoints: Option<&Checkpoints>,
+    on_step: impl FnMut(&StepRow),
+) -> Result<GeoSr<B::InnerBackend>, TrainError> {
+    train_observed::<B>(config, data, devices, checkpoints, on_step, |_, _| {})
+}
+
+/// [`train`], also calling `on_eval(steps_done, model)` every `eval.every` steps and
+/// after the last (never when it is 0), for learning curves. What `on_eval` does with
+/// the model cannot change training: it gets the weights, not the optimizer.
+pub fn train_observed<B: AutodiffBackend>(
+    config: &Config,
+    data: &Dataset,
+    devices: &[B::Device],
+    checkpoints: Option<&Checkpoints>,
     mut on_step: impl FnMut(&StepRow),
+    mut on_eval: impl FnMut(usize, &GeoSr<B::InnerBackend>),
 ) -> Result<GeoSr<B::InnerBackend>, TrainError> {
     let t = &config.train;
     let device = devices.first().expect("at least one training device");
@@ -352,11 +366,11 @@ pub fn train<B: AutodiffBackend>(
         OptKind::Adam => {
             let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
             let optim = AdamConfig::new().with_weight_decay(decay).init::<B, GeoSr<B>>();
-            fit(config, data, devices, model, optim, checkpoints, &mut on_step)
+            fit(config, data, devices, model, optim, checkpoints, &mut on_step, &mut on_eval)
         }
         OptKind::Adamw => {
             let optim = AdamWConfig::new().with_weight_decay(t.weight_decay as f32).init::<B, GeoSr<B>>();
-            fit(config, data, devices, model, optim, checkpoints, &mut on_step)
+            fit(config, data, devices, model, optim, checkpoints, &mut on_step, &mut on_eval)
         }
     }
 }
@@ -415,6 +429,7 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
     mut optim: O,
     checkpoints: Option<&Checkpoints>,
     on_step: &mut impl FnMut(&StepRow),
+    on_eval: &mut impl FnMut(usize, &GeoSr<B::InnerBackend>),
 ) -> Result<GeoSr<B::InnerBackend>, TrainError> {
     let t = &config.train;
     let device = &devices[0];
@@ -494,6 +509,10 @@ fn fit<B: AutodiffBackend, O: Optimizer<GeoSr<B>, B>>(
             let secs = window.0.elapsed().as_secs_f64().max(1e-9);
             on_step(&StepRow { step, epoch, loss: loss_value, lr, samples_per_s: window.1 as f64 / secs, elapsed_s });
             window = (Instant::now(), 0);
+        }
+        let every = config.eval.every;
+        if every > 0 && ((step + 1) % every == 0 || step + 1 == total) {
+            on_eval(step + 1, &model.valid());
         }
         if let Some(c) = checkpoints {
             if (step + 1) % c.every.max(1) == 0 && step + 1 < total {

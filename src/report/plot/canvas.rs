@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::bars::{has_paper, present, series_name, slot};
-use super::{bars, curves, Figure, PlotError};
+use super::{bars, curves, learning, Figure, PlotError};
 
 /// The system's fonts, loaded once per process. Plotters measures and places
 /// text only with a registered font, and the rasteriser needs the same face
@@ -117,6 +117,14 @@ fn legend_items(fig: &Figure) -> Vec<(RGBColor, Swatch, String)> {
             }
             items
         }
+        Figure::Learning(l) => {
+            let mut items: Vec<_> =
+                l.panels[0].bands.iter().enumerate().map(|(i, b)| (colour(i), Swatch::Line, b.name.clone())).collect();
+            if l.panels.iter().any(|p| p.bands.iter().any(|b| b.points.iter().any(|p| p.3 > 1))) {
+                items.push((RGBColor(150, 150, 150), Swatch::Filled, "shaded: mean ± std over seeds".into()));
+            }
+            items
+        }
     }
 }
 
@@ -130,6 +138,7 @@ impl Layout {
         let title = match fig {
             Figure::Bars(b) => &b.title,
             Figure::Curves(c) => &c.title,
+            Figure::Learning(l) => &l.title,
         };
         let title_width = text_width(title, 20)? + 40;
         let (plot_width, groups) = match fig {
@@ -144,9 +153,13 @@ impl Layout {
                 }
                 (x as u32 + Y_AXIS_PX + 30, groups)
             }
-            Figure::Curves(_) => (760, Vec::new()),
+            Figure::Curves(_) | Figure::Learning(_) => (760, Vec::new()),
         };
-        Ok(Layout { width: (plot_width + legend_width).max(title_width), height: PLOT_HEIGHT, legend_width, groups })
+        let height = match fig {
+            Figure::Learning(l) => 40 + 320 * l.panels.len() as u32,
+            _ => PLOT_HEIGHT,
+        };
+        Ok(Layout { width: (plot_width + legend_width).max(title_width), height, legend_width, groups })
     }
 }
 
@@ -157,6 +170,7 @@ pub(super) fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figur
     match fig {
         Figure::Bars(b) => bars::draw_bars(&plot, b, layout).map_err(err)?,
         Figure::Curves(c) => curves::draw_curves(&plot, c).map_err(err)?,
+        Figure::Learning(l) => learning::draw_learning(&plot, l).map_err(err)?,
     }
     draw_legend(&legend, &legend_items(fig)).map_err(err)?;
     root.present().map_err(err)

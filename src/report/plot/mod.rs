@@ -9,6 +9,7 @@
 mod bars;
 mod canvas;
 mod curves;
+mod learning;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use crate::runs::StoreError;
 use super::table::{self, Cell};
 pub use bars::{BarSeries, Bars};
 pub use curves::{Curve, Curves};
+pub use learning::{learning, Band, LearningCurves, Panel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -61,6 +63,8 @@ impl Stat {
 pub enum Figure {
     Bars(Bars),
     Curves(Curves),
+    /// Loss and held-out score against the training step (`plot --curves`).
+    Learning(LearningCurves),
 }
 
 /// The figure of `exp` from the finished runs of `plan`.

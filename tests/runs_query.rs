@@ -1,0 +1,166 @@
+//! `geosr runs`, `geosr tag`, many-way `geosr diff` and the TensorBoard export, over
+//! runs the test stores itself.
+
+mod common;
+
+use common::{eval_row, geosr_in, plan_in, store_run, Project};
+use geosr::runs::Provenance;
+use predicates::prelude::*;
+
+const TWO_ROWS: &str = r#"
+title = "Two rows"
+seeds = [0, 1]
+claims = ["a > b"]
+[[variants]]
+label = "a"
+set = { "model.mask.kind" = "random", "model.mask.gamma" = 0.6 }
+[[variants]]
+label = "b"
+set = { "model.mask.kind" = "none" }
+"#;
+
+// Shares row `a` (same config) with TWO_ROWS, under another label.
+const OTHER: &str = r#"
+title = "Other"
+seeds = [0]
+[[variants]]
+label = "centre"
+set = { "model.mask.kind" = "random", "model.mask.gamma" = 0.6 }
+"#;
+
+fn project() -> (Project, Vec<geosr::config::RunSpec>) {
+    let p = Project::new();
+    p.write("experiments/two.toml", TWO_ROWS);
+    p.write("experiments/other.toml", OTHER);
+    let (_, plan) = plan_in(&p, "two");
+    // Avg. by run: a s0 50, a s1 60, b s0 40, b s1 45.
+    for (spec, avg) in plan.iter().zip([50.0, 60.0, 40.0, 45.0]) {
+        store_run(spec, &[eval_row("obj_count", avg + 1.0, 0.0, 0.0), eval_row("avg_macro", avg, 2.0, 3.0)], Provenance::collect("flex", "cpu"));
+        geosr::runs::store::link_entry(spec, &geosr::runs::run_dir(spec)).unwrap();
+    }
+    let (_, other) = plan_in(&p, "other");
+    geosr::runs::store::link_entry(&other[0], &geosr::runs::run_dir(&other[0])).unwrap();
+    (p, plan)
+}
+
+fn runs_json(p: &Project, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = geosr_in(p.path()).arg("runs").args(args).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn runs_are_filtered_by_setting_and_score_and_sorted_as_numbers() {
+    let (p, plan) = project();
+    let rows = runs_json(&p, &["--where", "model.mask.gamma>=0.6", "--where", "model.mask.kind=random", "--columns", "run.id,run.seed,metrics.avg"]);
+    let ids: Vec<&str> = rows.iter().map(|r| r["run.id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [plan[0].id.as_str(), plan[1].id.as_str()]);
+    // Numbers stay numbers, and columns keep the order asked for.
+    assert_eq!(rows[1]["metrics.avg"], serde_json::json!(60.0));
+    let out = geosr_in(p.path())
+        .args(["runs", "--experiment", "two", "--columns", "run.label,run.seed,metrics.avg", "--sort", "metrics.avg", "--desc", "--format", "csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "run.label,run.seed,metrics.avg");
+    assert_eq!(&lines[1..], ["a,1,60", "a,0,50", "b,1,45", "b,0,40"]);
+
+    let rows = runs_json(&p, &["--where", "metrics.avg<50", "--columns", "run.label,metrics.drop_no_geometry"]);
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["run.label"] == "b" && r["metrics.drop_no_geometry"] == 2.0));
+}
+
+#[test]
+fn a_run_two_experiments_share_lists_both_and_takes_each_ones_label() {
+    let (p, plan) = project();
+    let rows = runs_json(&p, &["--where", &format!("run.id={}", plan[0].id), "--columns", "run.experiment,run.label"]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["run.experiment"], "other,two");
+    let rows = runs_json(&p, &["--experiment", "other", "--columns", "run.id,run.label"]);
+    assert_eq!(rows, [serde_json::json!({"run.id": plan[0].id, "run.label": "centre"})]);
+}
+
+#[test]
+fn a_mistyped_key_or_experiment_is_refused_with_what_exists() {
+    let (p, _) = project();
+    geosr_in(p.path())
+        .args(["runs", "--where", "model.mask.gama>0.5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("model.mask.gama").and(predicate::str::contains("`model.mask.gamma`")));
+    geosr_in(p.path()).args(["runs", "--where", "gamma"]).assert().code(2).stderr(predicate::str::contains("KEY OP VALUE"));
+    geosr_in(p.path()).args(["runs", "--experiment", "tow"]).assert().code(2).stderr(predicate::str::contains("\"two\""));
+}
+
+#[test]
+fn tags_and_notes_are_stored_with_the_run_and_queryable() {
+    let (p, plan) = project();
+    let id = &plan[2].id;
+    geosr_in(p.path()).args(["tag", id, "baseline=yes", "node=n7", "--note", "slow node"]).assert().success();
+    let rows = runs_json(&p, &["--where", "tags.baseline=yes", "--columns", "run.id,tags.node,run.note"]);
+    assert_eq!(rows, [serde_json::json!({"run.id": id, "tags.node": "n7", "run.note": "slow node"})]);
+    // The run still verifies as done: tags are not among its hashed result files.
+    geosr_in(p.path()).args(["status", "experiments/two.toml"]).assert().success().stdout(predicate::str::contains("4 done"));
+    geosr_in(p.path()).args(["tag", id, "--remove", "node", "--note", ""]).assert().success();
+    let keys = geosr_in(p.path()).args(["runs", "--keys"]).output().unwrap();
+    let keys = String::from_utf8(keys.stdout).unwrap();
+    assert!(keys.lines().any(|k| k == "tags.baseline"), "{keys}");
+    assert!(!keys.lines().any(|k| k == "tags.node" || k == "run.note"), "removed tag and note still listed:\n{keys}");
+    geosr_in(p.path()).args(["tag", id, "a.b=1"]).assert().code(2);
+}
+
+#[test]
+fn diff_of_three_runs_shows_one_column_each_and_only_the_keys_that_differ() {
+    let (p, plan) = project();
+    let out = geosr_in(p.path()).args(["diff", &plan[0].id, &plan[1].id, &plan[2].id]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("model.mask.kind") && text.contains("train.seed"), "{text}");
+    assert!(!text.contains("model.depth"), "an equal key is not shown:\n{text}");
+    let avg = text.lines().find(|l| l.contains("avg_macro")).unwrap_or_else(|| panic!("{text}"));
+    assert!(avg.contains("50.0") && avg.contains("60.0") && avg.contains("40.0"), "{avg}");
+
+    // An experiment's rows: the seed is left out, scores are the mean over seeds.
+    let out = geosr_in(p.path()).args(["diff", "--experiment", "experiments/two.toml"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("train.seed"), "{text}");
+    let avg = text.lines().find(|l| l.contains("avg_macro")).unwrap();
+    assert!(avg.contains("55.0") && avg.contains("42.5"), "{avg}");
+    assert!(text.contains("2 of 2 seed(s) done"), "{text}");
+    geosr_in(p.path()).args(["diff", &plan[0].id]).assert().code(2);
+}
+
+#[test]
+fn tensorboard_reads_the_exported_scalars() {
+    let (p, plan) = project();
+    let dir = geosr::runs::run_dir(&plan[0]);
+    let rows: Vec<geosr::train::StepRow> = (0..3)
+        .map(|s| geosr::train::StepRow { step: s, epoch: 0, loss: 2.0 - s as f64 * 0.5, lr: 1e-3, samples_per_s: 100.0, elapsed_s: s as f64 })
+        .collect();
+    dir.write_csv(&dir.train_csv(), &rows).unwrap();
+    let out = p.path().join("tb");
+    geosr_in(p.path())
+        .args(["runs", "--experiment", "two", "--where", &format!("run.id={}", plan[0].id), "--tensorboard"])
+        .arg(&out)
+        .assert()
+        .success();
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1]); ea.Reload()
+for tag in ("train/loss", "eval/avg_macro", "eval_drop_no_geometry/avg_macro"):
+    print(tag, [(e.step, round(e.value, 4)) for e in ea.Scalars(tag)])
+"#;
+    let run_dir = out.join("two").join(format!("a-s0-{}", plan[0].id));
+    let py = std::process::Command::new("python3").args(["-c", script]).arg(&run_dir).output().expect("python3");
+    let stderr = String::from_utf8_lossy(&py.stderr);
+    assert!(
+        py.status.success(),
+        "Python's tensorboard could not read the export (install it with `pip install tensorboard`):\n{stderr}"
+    );
+    let text = String::from_utf8_lossy(&py.stdout);
+    assert!(text.contains("train/loss [(1, 2.0), (2, 1.5), (3, 1.0)]"), "{text}");
+    assert!(text.contains("eval/avg_macro [(3, 50.0)]"), "{text}");
+    assert!(text.contains("eval_drop_no_geometry/avg_macro [(3, 2.0)]"), "{text}");
+}
