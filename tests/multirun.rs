@@ -147,6 +147,8 @@ fn the_report_page_renders_in_a_headless_browser() {
     }
     assert!(html.matches("href=\"").count() == html.matches("href=\"#").count(), "links only within the page");
     assert!(html.contains("<table class=\"results\">") && html.contains("<svg") && html.contains("id=\"runs-a\""));
+    // Two seeds a row: the learning curves show their spread and each seed's line.
+    assert!(html.contains("Learning curves") && html.contains("thin: each seed"));
 
     let browser = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()

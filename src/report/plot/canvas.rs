@@ -122,6 +122,7 @@ fn legend_items(fig: &Figure) -> Vec<(RGBColor, Swatch, String)> {
                 l.panels[0].bands.iter().enumerate().map(|(i, b)| (colour(i), Swatch::Line, b.name.clone())).collect();
             if l.panels.iter().any(|p| p.bands.iter().any(|b| b.points.iter().any(|p| p.3 > 1))) {
                 items.push((RGBColor(150, 150, 150), Swatch::Filled, "shaded: mean ± std over seeds".into()));
+                items.push((RGBColor(150, 150, 150), Swatch::Rule, "thin: each seed".into()));
             }
             items
         }

@@ -1,6 +1,6 @@
 //! Learning curves (`geosr plot EXPERIMENT --curves`): per row, the training loss and
 //! the held-out score against the step, mean ± std over the seeds that logged each
-//! step. Runs still training count with the steps they have logged, so a sweep can be
+//! step, with each run's own line drawn faintly. Runs still training count with the steps they have logged, so a sweep can be
 //! watched as it goes.
 
 use plotters::coord::Shift;
@@ -12,12 +12,15 @@ use crate::eval::CurveRow;
 use crate::runs::StoreError;
 use crate::train::StepRow;
 
-/// One row's line in a panel: at each step, the mean and std over its seeds.
+/// One row's line in a panel: at each step, the mean and std over its seeds, and each
+/// seed's own line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Band {
     pub name: String,
     /// (step, mean, std over seeds or 0 with one seed, seeds).
     pub points: Vec<(f64, f64, f64, usize)>,
+    /// Each run's (step, value) line.
+    pub runs: Vec<Vec<(f64, f64)>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,10 +82,10 @@ pub fn learning(title: &str, plan: &[RunSpec]) -> Result<Option<LearningCurves>,
             }
         }
         if !losses.is_empty() {
-            loss_bands.push(Band { name: label.clone(), points: across_seeds(&losses) });
+            loss_bands.push(Band { name: label.clone(), points: across_seeds(&losses), runs: losses });
         }
         if !scores.is_empty() {
-            score_bands.push(Band { name: label.clone(), points: across_seeds(&scores) });
+            score_bands.push(Band { name: label.clone(), points: across_seeds(&scores), runs: scores });
         }
     }
     if loss_bands.is_empty() {
@@ -166,6 +169,12 @@ pub(super) fn draw_learning<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c
                 let upper = band.points.iter().map(|p| (p.0, p.1 + p.2));
                 let lower = band.points.iter().rev().map(|p| (p.0, p.1 - p.2));
                 chart.draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), col.mix(0.18).filled())))?;
+            }
+            // Each seed faintly, so one run that went its own way shows.
+            if band.runs.len() > 1 {
+                for run in &band.runs {
+                    chart.draw_series(LineSeries::new(run.iter().copied(), col.mix(0.45).stroke_width(1)))?;
+                }
             }
             chart.draw_series(LineSeries::new(band.points.iter().map(|p| (p.0, p.1)), col.stroke_width(2)))?;
             if band.points.len() <= 40 {
