@@ -153,8 +153,7 @@ fn runs_section(out: &mut String, plan: &[RunSpec]) {
                 None => "not run".to_string(),
                 Some(m) => format!("{:?}", m.status).to_lowercase(),
             };
-            let avg = std::fs::read(dir.eval_csv()).ok().and_then(|bytes| {
-                let rows: Vec<crate::eval::EvalRow> = csv::Reader::from_reader(bytes.as_slice()).deserialize().collect::<Result<_, _>>().ok()?;
+            let avg = dir.read_csv::<crate::eval::EvalRow>(&dir.eval_csv()).ok().and_then(|rows| {
                 let key = match spec.resolved.config.eval.average {
                     crate::config::Average::Macro => "avg_macro",
                     crate::config::Average::Micro => "avg_micro",

@@ -140,7 +140,7 @@ fn file_name(path: &Path) -> String {
 
 /// One run's record. `entries` are the experiments that link it; without any (a run
 /// no current experiment plans), its manifest's experiment and label stand in.
-pub fn record(dir: &RunDir, entries: &[impl AsEntry]) -> Result<RunRecord, StoreError> {
+fn record(dir: &RunDir, entries: &[Entry]) -> Result<RunRecord, StoreError> {
     let mut fields = BTreeMap::new();
     let manifest = dir.read_manifest()?;
     let config_path = dir.config_path();
@@ -163,7 +163,7 @@ pub fn record(dir: &RunDir, entries: &[impl AsEntry]) -> Result<RunRecord, Store
     fields.insert("run.id".into(), text(&id));
     fields.insert("run.folder".into(), text(&dir.path.display().to_string()));
     let (mut experiments, mut labels): (Vec<String>, Vec<String>) =
-        entries.iter().map(|e| (e.experiment().to_string(), e.label().to_string())).unzip();
+        entries.iter().map(|e| (e.experiment.clone(), e.label.clone())).unzip();
     if experiments.is_empty() {
         if let Some(m) = &manifest {
             experiments.push(m.experiment.clone());
@@ -207,30 +207,6 @@ pub fn record(dir: &RunDir, entries: &[impl AsEntry]) -> Result<RunRecord, Store
         fields.insert("run.note".into(), text(note));
     }
     Ok(RunRecord { dir: dir.clone(), fields })
-}
-
-/// What [`record`] needs of an experiment's entry.
-pub trait AsEntry {
-    fn experiment(&self) -> &str;
-    fn label(&self) -> &str;
-}
-
-impl AsEntry for Entry {
-    fn experiment(&self) -> &str {
-        &self.experiment
-    }
-    fn label(&self) -> &str {
-        &self.label
-    }
-}
-
-impl AsEntry for (String, String) {
-    fn experiment(&self) -> &str {
-        &self.0
-    }
-    fn label(&self) -> &str {
-        &self.1
-    }
 }
 
 fn flatten_toml(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, Field>) {
