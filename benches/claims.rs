@@ -1,0 +1,114 @@
+//! How long the claims of `geosr table` take: Table 3's shape (6 rows x 5 seeds, 4,096
+//! evaluation questions over 8 subtasks per run, the five claims, 2,000 bootstrap
+//! draws as the CLI uses), on run folders written by the store's own writers.
+//! Comparing subtask names inside the bootstrap made this 42 s of CPU (docs/performance.md).
+//! Run with `cargo bench --bench claims`.
+
+use std::time::{Duration, Instant};
+
+use geosr::config::layers::cli_layers;
+use geosr::config::Experiment;
+use geosr::eval::{EvalRow, Prediction};
+use geosr::report::claims;
+use geosr::runs::{Manifest, Provenance, Status};
+
+const ROWS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+const SEEDS: usize = 5;
+const QUESTIONS: usize = 4096;
+const DRAWS: usize = 2000;
+const REPETITIONS: usize = 5;
+
+fn experiment_file() -> String {
+    let mut text = String::from(
+        "title = \"bench\"\nlayers = []\nseeds = [0, 1, 2, 3, 4]\nclaims = [\"a > b\", \"b > c\", \"a > d\", \"d > e\", \"e > f\"]\n",
+    );
+    for (i, label) in ROWS.iter().enumerate() {
+        text.push_str(&format!("[[variants]]\nlabel = \"{label}\"\nset = {{ \"train.lr\" = {} }}\n", 1e-4 * (i + 1) as f64));
+    }
+    text
+}
+
+/// Scores spread over [0, 1] with a row-dependent level, so the claims have
+/// differences of both signs; only their reading and resampling are timed.
+fn predictions(seed: usize, row: usize) -> Vec<Prediction> {
+    let subtasks = geosr::benchmark::subtasks(geosr::config::Bench::Static);
+    (0..QUESTIONS)
+        .map(|i| {
+            let score = ((i * 31 + seed * 17 + row * 7) % 100) as f64 / 100.0;
+            Prediction {
+                index: i,
+                subtask: subtasks[i % subtasks.len()].key.into(),
+                answer: 1.0,
+                prediction: score,
+                score,
+                score_no_geometry: score * 0.9,
+                score_no_vision: score * 0.95,
+                alpha: Some(0.5),
+            }
+        })
+        .collect()
+}
+
+/// The average row a finished run's eval.csv ends with (the store checks it is there).
+fn eval_rows(preds: &[Prediction]) -> Vec<EvalRow> {
+    let score = 100.0 * preds.iter().map(|p| p.score).sum::<f64>() / preds.len() as f64;
+    vec![EvalRow {
+        subtask: "avg_macro".into(),
+        name: "Avg. (macro)".into(),
+        metric: "macro".into(),
+        questions: preds.len(),
+        score,
+        score_no_geometry: score,
+        score_no_vision: score,
+        drop_no_geometry: 0.0,
+        drop_no_vision: 0.0,
+        alpha: None,
+        chance: 25.0,
+        prior: None,
+    }]
+}
+
+fn main() {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(root.path().join("configs")).unwrap();
+    let path = root.path().join("experiments/bench.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, experiment_file()).unwrap();
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let sets = cli_layers(&[format!("output.results_dir={}", root.path().join("results").display())]).unwrap();
+    let plan = exp.plan(&[], &sets).unwrap();
+    assert_eq!(plan.len(), ROWS.len() * SEEDS);
+
+    let provenance = Provenance::collect("flex", "cpu");
+    for spec in &plan {
+        let dir = geosr::runs::run_dir(spec);
+        let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
+        geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
+        let row = ROWS.iter().position(|l| *l == spec.label).unwrap();
+        let preds = predictions(spec.seed as usize, row);
+        dir.write_csv(&dir.path.join("predictions.csv"), &preds).unwrap();
+        dir.write_csv(&dir.eval_csv(), &eval_rows(&preds)).unwrap();
+        let files = dir.result_hashes();
+        dir.write_manifest(&Manifest { status: Status::Done, files, ..Manifest::for_run(spec, provenance.clone()) }).unwrap();
+    }
+
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..REPETITIONS {
+        let start = Instant::now();
+        let verdicts = claims::check(&exp.file.claims, &plan, DRAWS).unwrap();
+        times.push(start.elapsed());
+        // Every claim found its runs on both sides, or the timing measured nothing.
+        assert!(verdicts.iter().all(|v| v.seeds == (SEEDS, SEEDS) && v.ci95.is_some()), "{verdicts:?}");
+        std::hint::black_box(verdicts);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{} runs x {QUESTIONS} questions, {} claims, {DRAWS} draws: median of {REPETITIONS} {:.0} ms (min {:.0}, max {:.0})",
+        plan.len(),
+        exp.file.claims.len(),
+        ms(times[REPETITIONS / 2]),
+        ms(times[0]),
+        ms(times[REPETITIONS - 1])
+    );
+}
