@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use geosr::config::layers::cli_layers;
-use geosr::config::Experiment;
 use geosr::eval::{EvalRow, Prediction};
 use geosr::report::claims;
-use geosr::runs::{Manifest, Provenance, Status};
+use geosr::runs::Provenance;
+
+mod common;
 
 const ROWS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 const SEEDS: usize = 5;
@@ -69,27 +69,15 @@ fn eval_rows(preds: &[Prediction]) -> Vec<EvalRow> {
 }
 
 fn main() {
-    let root = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(root.path().join("configs")).unwrap();
-    let path = root.path().join("experiments/bench.toml");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, experiment_file()).unwrap();
-    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
-    let sets = cli_layers(&[format!("output.results_dir={}", root.path().join("results").display())]).unwrap();
+    let (_root, exp, sets) = common::project(&experiment_file());
     let plan = exp.plan(&[], &sets).unwrap();
     assert_eq!(plan.len(), ROWS.len() * SEEDS);
 
     let provenance = Provenance::collect("flex", "cpu");
     for spec in &plan {
-        let dir = geosr::runs::run_dir(spec);
-        let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
-        geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
         let row = ROWS.iter().position(|l| *l == spec.label).unwrap();
         let preds = predictions(spec.seed as usize, row);
-        dir.write_csv(&dir.path.join("predictions.csv"), &preds).unwrap();
-        dir.write_csv(&dir.eval_csv(), &eval_rows(&preds)).unwrap();
-        let files = dir.result_hashes();
-        dir.write_manifest(&Manifest { status: Status::Done, files, ..Manifest::for_run(spec, provenance.clone()) }).unwrap();
+        common::store_done(spec, &eval_rows(&preds), &provenance, |dir| dir.write_csv(&dir.path.join("predictions.csv"), &preds).unwrap());
     }
 
     let mut times: Vec<Duration> = Vec::new();

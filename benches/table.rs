@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use geosr::config::layers::cli_layers;
-use geosr::config::Experiment;
 use geosr::eval::EvalRow;
 use geosr::report::table::{build, Format};
-use geosr::runs::{Manifest, Provenance, Status};
+use geosr::runs::Provenance;
+
+mod common;
 
 const VARIANTS: usize = 10;
 const POINTS: usize = 100;
@@ -68,14 +68,7 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let root = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(root.path().join("configs")).unwrap();
-    let path = root.path().join("experiments/bench.toml");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, experiment_file()).unwrap();
-    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
-    let results = root.path().join("results");
-    let sets = cli_layers(&[format!("output.results_dir={}", results.display())]).unwrap();
+    let (_root, exp, sets) = common::project(&experiment_file());
 
     let start = Instant::now();
     let plan = exp.plan(&[], &sets).unwrap();
@@ -85,15 +78,8 @@ fn main() {
     let start = Instant::now();
     let provenance = Provenance::collect("flex", "cpu");
     for spec in &plan {
-        let dir = geosr::runs::run_dir(spec);
-        let config = toml::to_string_pretty(&spec.resolved.config).unwrap();
-        geosr::runs::write_atomic(&dir.config_path(), config.as_bytes()).unwrap();
         let variant: usize = spec.variant[1..].parse().unwrap();
-        dir.write_csv(&dir.eval_csv(), &eval_rows(spec.seed as usize, variant)).unwrap();
-        // As a finished run records them: the hashes its files are checked against.
-        let files = dir.result_hashes();
-        dir.write_manifest(&Manifest { status: Status::Done, files, ..Manifest::for_run(spec, provenance.clone()) })
-            .unwrap();
+        common::store_done(spec, &eval_rows(spec.seed as usize, variant), &provenance, |_| ());
     }
     let write_time = start.elapsed();
 
