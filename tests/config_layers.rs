@@ -141,6 +141,11 @@ fn grounding_needs_a_weight_and_synthetic_scenes() {
     let features = ["model.grounding=0.3", "data.source='features'", "data.features.train='t'", "data.features.eval='e'"];
     let msg = error_for(&[], ONE_VARIANT, &features).to_string();
     assert!(msg.contains("model.grounding") && msg.contains("features"), "{msg}");
+    // Motion grounding extends the heads, so it needs them, and a scene that moves.
+    let msg = error_for(&[], ONE_VARIANT, &["model.grounding_motion=true", "data.bench='dynamic'"]).to_string();
+    assert!(msg.contains("model.grounding_motion") && msg.contains("model.grounding = 0"), "{msg}");
+    let msg = error_for(&[], ONE_VARIANT, &["model.grounding_motion=true", "model.grounding=1"]).to_string();
+    assert!(msg.contains("model.grounding_motion") && msg.contains("dynamic"), "{msg}");
 }
 
 #[test]
@@ -196,7 +201,7 @@ fn run_id_ignores_key_order_formatting_and_output_dir() {
     assert_eq!(a, id("b", &[]));
     assert_eq!(a, id("a", &["output.results_dir=elsewhere"]));
     // Keys added later keep older runs' ids at their neutral values, and only there.
-    assert_eq!(a, id("a", &["train.number_weight=1.0", "data.subtasks=[]", "model.grounding=0.0"]));
+    assert_eq!(a, id("a", &["train.number_weight=1.0", "data.subtasks=[]", "model.grounding=0.0", "model.grounding_motion=false"]));
     assert_ne!(a, id("a", &["model.grounding=0.3"]));
     assert_ne!(a, id("a", &["train.number_weight=2.0"]));
     assert_ne!(a, id("a", &["data.subtasks=['room_size']"]));

@@ -360,6 +360,37 @@ fn number_weight_scales_only_the_numerical_term() {
     assert!((three - (choice + 3.0 * number)).abs() < 1e-4 * three.abs().max(1.0), "{three} vs {choice} + 3 * {number}");
 }
 
+/// With `model.grounding_motion` the heads also give each named object's displacement
+/// over the clip, and the loss reads it; without, the displacement targets change nothing.
+#[test]
+fn motion_grounding_trains_on_the_displacement_only_when_asked() {
+    let mut c = config(Bench::Dynamic, MaskKind::None, FusionKind::Gated, GeometryKind::Pi3);
+    c.data.train_size = 26;
+    c.model.grounding = 1.0;
+    let (b, dims) = batch::<B>(&c, &dev());
+    let mut still = b.clone();
+    // Keep (x, z) and the has-target flag; zero (dx, dz).
+    let keep = Tensor::<B, 1>::from_floats([1.0, 1.0, 0.0, 0.0, 1.0], &dev()).reshape([1, 1, 5]);
+    still.grounding = still.grounding * keep.clone();
+    still.roles = still.roles * keep;
+    let moved: f32 = b.grounding.clone().narrow(2, 2, 2).abs().sum().into_scalar();
+    assert!(moved > 0.1, "no named object moves in this batch");
+
+    let loss = |model: &GeoSr<B>, batch: &GeoBatch<B>| -> f32 { model.loss(&model.forward(batch, Mode::Infer), batch, 1.0).into_scalar() };
+    let positions = GeoSr::<B>::new(&c.model, dims, &dev());
+    assert_eq!(positions.forward(&b, Mode::Infer).grounding.unwrap().dims()[2], 2);
+    assert_eq!(loss(&positions, &b), loss(&positions, &still), "position grounding read the displacement");
+
+    c.model.grounding_motion = true;
+    let motion = GeoSr::<B>::new(&c.model, dims, &dev());
+    let out = motion.forward(&b, Mode::Infer);
+    assert_eq!(out.grounding.unwrap().dims()[2], 4);
+    assert_eq!(out.roles.unwrap().dims(), [b.prompt.dims()[0], geosr::data::batcher::ROLES, 4]);
+    assert_eq!(motion.answering_params(), positions.answering_params(), "the heads are training-only");
+    let (with, without) = (loss(&motion, &b), loss(&motion, &still));
+    assert!((with - without).abs() > 1e-4, "motion grounding ignored the displacement: {with} vs {without}");
+}
+
 #[test]
 fn grounding_heads_train_only_where_the_data_name_an_object() {
     let mut c = config(Bench::Static, MaskKind::None, FusionKind::Gated, GeometryKind::Vggt);

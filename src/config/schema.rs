@@ -213,6 +213,11 @@ pub struct ModelConfig {
     /// and leave inference unchanged. Trained on Rel. Dir. alone, the tiny backbone
     /// learns it with them and stays at the blind guess without (README, Known limits).
     pub grounding: f64,
+    /// Both grounding heads also give each named object's floor displacement (dx, dz)
+    /// over the clip, beside its starting position: the dynamic benchmark's questions
+    /// are about motion, which a pretrained video VLM tracks. Needs `grounding > 0` and
+    /// `data.bench = "dynamic"` (a static scene has no motion to ground).
+    pub grounding_motion: bool,
     /// The constant gate a of `fusion = "gated_fixed"` (read by no other fusion).
     pub gate_alpha: f64,
 }
@@ -333,6 +338,7 @@ impl Default for ModelConfig {
             mlp_ratio: 2,
             align_tokenizers: false,
             grounding: 0.0,
+            grounding_motion: false,
             gate_alpha: 0.5,
         }
     }

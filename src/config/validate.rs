@@ -119,6 +119,12 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
             "0 when data.source = \"features\" (precomputed features say nothing of where the named objects stand)",
         );
     }
+    if m.grounding_motion && g == 0.0 {
+        return fail("model.grounding_motion", "true".into(), "false when model.grounding = 0 (no grounding heads to extend)");
+    }
+    if m.grounding_motion && d.bench != super::schema::Bench::Dynamic {
+        return fail("model.grounding_motion", "true".into(), "false unless data.bench = \"dynamic\" (a static scene has no motion to ground)");
+    }
     let wd = config.train.weight_decay;
     if !(wd >= 0.0 && wd.is_finite()) {
         return fail("train.weight_decay", wd.to_string(), "a finite L2 penalty >= 0 (0 = none)");

@@ -4,7 +4,7 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 
-use super::{vocab, Answer, Sample, MAX_OPTIONS};
+use super::{vocab, Answer, Sample, GROUNDING_WIDTH, MAX_OPTIONS};
 
 /// A sample plus the masking drawn for it; `None` means no masking (evaluation).
 #[derive(Debug, Clone)]
@@ -41,8 +41,8 @@ impl QuestionCounts {
                 Answer::Choice(_) => choice += 1,
                 Answer::Number(_) => number += 1,
             }
-            grounded += s.grounding.chunks(3).filter(|w| w[2] > 0.0).count();
-            roles += role_targets(&s.prompt, &s.grounding).chunks(3).filter(|r| r[2] > 0.0).count();
+            grounded += s.grounding.chunks(GROUNDING_WIDTH).filter(|w| w[HAS_TARGET] > 0.0).count();
+            roles += role_targets(&s.prompt, &s.grounding).chunks(GROUNDING_WIDTH).filter(|r| r[HAS_TARGET] > 0.0).count();
         }
         QuestionCounts { choice, number, grounded, roles }
     }
@@ -67,9 +67,9 @@ pub struct GeoBatch<B: Backend> {
     pub number_target: Tensor<B, 1>,
     /// 1 for numerical questions, 0 for multiple choice `[B]`.
     pub is_number: Tensor<B, 1>,
-    /// `[B, L_P, 3]`: each prompt word's grounding target (x, z, has-target).
+    /// `[B, L_P, GROUNDING_WIDTH]`: each prompt word's grounding target (x, z, dx, dz, has-target).
     pub grounding: Tensor<B, 3>,
-    /// `[B, ROLES, 3]`: the grounding targets of the question's first [`ROLES`]
+    /// `[B, ROLES, GROUNDING_WIDTH]`: the grounding targets of the question's first [`ROLES`]
     /// object words, in the order the question names them (before the options).
     pub roles: Tensor<B, 3>,
     /// The same, counted on the host, so the loss divides without reading tensors back.
@@ -102,8 +102,8 @@ impl<B: Backend> Batcher<B, MaskedSample, GeoBatch<B>> for GeoBatcher {
         let (mut choice, mut number, mut is_number) = (Vec::new(), Vec::new(), Vec::new());
         let (mut delta, mut random_set) = (Vec::with_capacity(n), Vec::with_capacity(n * self.n_vision));
         let mut subtasks = Vec::with_capacity(n);
-        let mut grounding = Vec::with_capacity(n * prompt_len * 3);
-        let mut roles = Vec::with_capacity(n * ROLES * 3);
+        let mut grounding = Vec::with_capacity(n * prompt_len * GROUNDING_WIDTH);
+        let mut roles = Vec::with_capacity(n * ROLES * GROUNDING_WIDTH);
         for item in &items {
             let s = &item.sample;
             vision.extend_from_slice(&s.vision);
@@ -135,7 +135,7 @@ impl<B: Backend> Batcher<B, MaskedSample, GeoBatch<B>> for GeoBatcher {
             }
             subtasks.push(s.subtask);
             if s.grounding.is_empty() {
-                grounding.extend(std::iter::repeat_n(0.0, prompt_len * 3));
+                grounding.extend(std::iter::repeat_n(0.0, prompt_len * GROUNDING_WIDTH));
             } else {
                 grounding.extend_from_slice(&s.grounding);
             }
@@ -151,8 +151,8 @@ impl<B: Backend> Batcher<B, MaskedSample, GeoBatch<B>> for GeoBatcher {
             choice_target: Tensor::from_data(TensorData::new(choice, [n]), device),
             number_target: Tensor::from_data(TensorData::new(number, [n]), device),
             is_number: Tensor::from_data(TensorData::new(is_number, [n]), device),
-            grounding: Tensor::from_data(TensorData::new(grounding, [n, prompt_len, 3]), device),
-            roles: Tensor::from_data(TensorData::new(roles, [n, ROLES, 3]), device),
+            grounding: Tensor::from_data(TensorData::new(grounding, [n, prompt_len, GROUNDING_WIDTH]), device),
+            roles: Tensor::from_data(TensorData::new(roles, [n, ROLES, GROUNDING_WIDTH]), device),
             counts,
             delta: Tensor::from_data(TensorData::new(delta, [n]), device),
             random_set: Tensor::from_data(TensorData::new(random_set, [n, self.n_vision]), device),
@@ -164,17 +164,21 @@ impl<B: Backend> Batcher<B, MaskedSample, GeoBatch<B>> for GeoBatcher {
 /// Object words of a question the role targets follow (Route Plan names four).
 pub const ROLES: usize = 4;
 
-/// `ROLES x 3`: the grounding targets of the object words before the first option
-/// letter, in order, padded with zeros.
+/// Where the has-target flag sits among a word's [`GROUNDING_WIDTH`] values.
+pub const HAS_TARGET: usize = GROUNDING_WIDTH - 1;
+
+/// `ROLES x GROUNDING_WIDTH`: the grounding targets of the object words before the
+/// first option letter, in order, padded with zeros.
 pub fn role_targets(prompt: &[u32], grounding: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; ROLES * 3];
+    const W: usize = GROUNDING_WIDTH;
+    let mut out = vec![0.0f32; ROLES * W];
     if grounding.is_empty() {
         return out;
     }
     let question = prompt.iter().take_while(|&&id| vocab::option_letter(id).is_none()).count();
-    let named = (0..question).filter(|&j| grounding[3 * j + 2] > 0.0);
+    let named = (0..question).filter(|&j| grounding[W * j + HAS_TARGET] > 0.0);
     for (k, j) in named.take(ROLES).enumerate() {
-        out[3 * k..3 * k + 3].copy_from_slice(&grounding[3 * j..3 * j + 3]);
+        out[W * k..W * (k + 1)].copy_from_slice(&grounding[W * j..W * (j + 1)]);
     }
     out
 }

@@ -35,6 +35,9 @@ pub enum Answer {
     Number(f32),
 }
 
+/// Values per prompt word in [`Sample::grounding`]: x, z, dx, dz and a has-target flag.
+pub const GROUNDING_WIDTH: usize = 5;
+
 /// At most this many options in a multiple-choice question.
 pub const MAX_OPTIONS: usize = 4;
 
@@ -55,10 +58,12 @@ pub struct Sample {
     /// The question in words, for people reading predictions.
     pub question: String,
     pub options: Vec<String>,
-    /// Where each prompt word's object stands, for the auxiliary grounding target
-    /// (`model.grounding`): `PROMPT_LEN x 3` of (x, z, 1) for a word that names exactly
-    /// one object of the scene and (0, 0, 0) for every other word; empty when the
-    /// data do not say (precomputed features).
+    /// Where each prompt word's object stands and how it moves, for the auxiliary
+    /// grounding targets (`model.grounding`, `model.grounding_motion`): `PROMPT_LEN x`
+    /// [`GROUNDING_WIDTH`] of (x, z, dx, dz, 1) for a word that names exactly one object
+    /// of the scene (its floor position in the first frame and its floor displacement
+    /// over the clip, zero in a static scene) and zeros for every other word; empty
+    /// when the data do not say (precomputed features).
     pub grounding: Vec<f32>,
 }
 

@@ -105,6 +105,9 @@ pub struct Layout {
     pub mask: MaskKind,
     pub gamma: f64,
     pub grounding: f64,
+    /// Coordinates each grounding head gives per object: (x, z), or (x, z, dx, dz) with
+    /// `model.grounding_motion`.
+    pub grounding_coords: usize,
     pub dims: ModelDims,
 }
 
@@ -115,9 +118,10 @@ pub struct GeoSr<B: Backend> {
     /// F(.) and the QFormer branch top-k masking reads (Eqs. 1-4, 8-9, 11-15).
     pub fusion: Fusion<B>,
     pub backbone: Backbone<B>,
-    /// The auxiliary grounding head (`model.grounding`): word state -> (x, z).
+    /// The auxiliary grounding head (`model.grounding`): word state -> (x, z), and
+    /// (dx, dz) with `model.grounding_motion`.
     pub grounding: Option<burn::nn::Linear<B>>,
-    /// The auxiliary role head: pooled state -> the (x, z) of each object the question names.
+    /// The auxiliary role head: pooled state -> the same targets of each object the question names.
     pub roles: Option<burn::nn::Linear<B>>,
     #[module(skip)]
     pub layout: Layout,
@@ -134,9 +138,10 @@ pub struct ForwardOutput<B: Backend> {
     pub relevance: Option<Tensor<B, 2>>,
     /// The mask m of Eq. 5 actually applied `[B, N_V]` (training with masking).
     pub mask: Option<Tensor<B, 2>>,
-    /// Each prompt word's predicted floor position `[B, L_P, 2]` (grounding head present).
+    /// Each prompt word's predicted floor position (and displacement) `[B, L_P, coords]`
+    /// (grounding head present; see [`Layout::grounding_coords`]).
     pub grounding: Option<Tensor<B, 3>>,
-    /// The named objects' predicted positions `[B, ROLES, 2]` (role head present).
+    /// The named objects' predicted targets `[B, ROLES, coords]` (role head present).
     pub roles: Option<Tensor<B, 3>>,
 }
 
@@ -152,19 +157,21 @@ impl<B: Backend> GeoSr<B> {
             _ => 0,
         };
         let seq_len = dims.vision.tokens() + appended + dims.prompt_len;
+        let coords = if config.grounding_motion { 4 } else { 2 };
         GeoSr {
             tokenizers: Tokenizers::new(&dims, width, config.align_tokenizers, device),
             geometry_encoder: GeometryEncoder::new(config.geometry, dims.geometry_channels, c_g, device),
             fusion: Fusion::new(config, c_g, width, device),
             backbone: Backbone::new(depth, width, heads, seq_len, config.backbone.freeze, device),
-            grounding: (config.grounding > 0.0).then(|| burn::nn::LinearConfig::new(width, 2).init(device)),
+            grounding: (config.grounding > 0.0).then(|| burn::nn::LinearConfig::new(width, coords).init(device)),
             roles: (config.grounding > 0.0)
-                .then(|| burn::nn::LinearConfig::new(width, 2 * crate::data::batcher::ROLES).init(device)),
+                .then(|| burn::nn::LinearConfig::new(width, coords * crate::data::batcher::ROLES).init(device)),
             layout: Layout {
                 fusion: config.fusion,
                 mask: config.mask.kind,
                 gamma: config.mask.gamma,
                 grounding: config.grounding,
+                grounding_coords: coords,
                 dims,
             },
         }
@@ -236,7 +243,7 @@ impl<B: Backend> GeoSr<B> {
             mask,
             grounding: self.grounding.as_ref().zip(answers.words).map(|(head, words)| head.forward(words)),
             roles: self.roles.as_ref().zip(answers.pooled).map(|(head, pooled)| {
-                head.forward(pooled).reshape([b, crate::data::batcher::ROLES, 2])
+                head.forward(pooled).reshape([b, crate::data::batcher::ROLES, self.layout.grounding_coords])
             }),
         }
     }
@@ -273,11 +280,13 @@ impl<B: Backend> GeoSr<B> {
     }
 }
 
-/// Squared error of predicted floor positions `[B, K, 2]` against targets `[B, K, 3]`
-/// of (x, z, has-target), summed where a target exists and divided by `2 * count`
-/// (the number of coordinates with a target in the whole batch, see [`GeoSr::shard_loss`]).
+/// Squared error of predictions `[B, K, c]` against the first `c` values of targets
+/// `[B, K, GROUNDING_WIDTH]` (x, z, dx, dz, has-target), summed where a target exists
+/// and divided by `c * count` (the number of coordinates with a target in the whole
+/// batch, see [`GeoSr::shard_loss`]).
 fn position_error<B: Backend>(pred: Tensor<B, 3>, target: Tensor<B, 3>, count: usize) -> Tensor<B, 1> {
-    let has = target.clone().narrow(2, 2, 1);
-    let err = (pred - target.narrow(2, 0, 2)) * has;
-    (err.clone() * err).sum() / (2 * count.max(1)) as f64
+    let coords = pred.dims()[2];
+    let has = target.clone().narrow(2, crate::data::batcher::HAS_TARGET, 1);
+    let err = (pred - target.narrow(2, 0, coords)) * has;
+    (err.clone() * err).sum() / (coords * count.max(1)) as f64
 }

@@ -68,6 +68,7 @@ const ADDED_KEYS: &[AddedKey] = &[
     ("data", "geometry_outliers", || serde_json::json!(0.0)),
     ("eval", "every", || serde_json::json!(0)),
     ("eval", "curve_size", || serde_json::json!(512)),
+    ("model", "grounding_motion", || serde_json::json!(false)),
 ];
 
 /// `config` with every key that cannot change its run's numbers at its default.

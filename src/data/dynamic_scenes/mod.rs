@@ -75,8 +75,9 @@ impl Scenes for Clips {
         let (vision, mut geometry) = scene.tokens(cfg, rng);
         corrupt_geometry(&mut geometry, GEOMETRY_CHANNELS, cfg, &HALL, rng);
         let mut sample = question.into_sample(subtask, vision, geometry);
-        // Where each named object starts: questions follow objects from the first frame.
-        sample.grounding = grounding(&sample.prompt, &scene.frames[0]);
+        // Where each named object starts (questions follow objects from the first frame)
+        // and how far it moves over the clip.
+        sample.grounding = grounding(&sample.prompt, &scene.frames[0], &scene.frames[scene.frames.len() - 1]);
         Some(sample)
     }
 }
@@ -237,7 +238,7 @@ mod tests {
     use super::super::{generate, Answer, Dataset, Split, MAX_OPTIONS};
     use super::questions::{axis_direction, DIRECTIONS};
     use super::*;
-    use crate::benchmark::dsr::{ABS_DIRECTION, ABS_SPEED_COMP, NON_TEMPLATE, REL_SPEED_COMP, SUBTASKS};
+    use crate::benchmark::dsr::{ABS_DIRECTION, ABS_SPEED, ABS_SPEED_COMP, NON_TEMPLATE, REL_SPEED_COMP, SUBTASKS};
 
     fn config(shortcut: f64, noise: f64, size: usize) -> DataConfig {
         let mut cfg = DataConfig {
@@ -364,6 +365,31 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 200);
+    }
+
+    /// The motion grounding target of a question's object is its motion over the clip:
+    /// its length falls in the Abs. Spd. answer's class, and its axis is the Abs. Dir. answer.
+    #[test]
+    fn grounding_targets_carry_each_named_objects_motion() {
+        const W: usize = crate::data::GROUNDING_WIDTH;
+        let ds = generate(&config(0.5, 0.05, 13 * 200), Split::Train);
+        let (mut speeds, mut directions) = (0, 0);
+        for s in ds.samples.iter().filter(|s| s.subtask == ABS_SPEED || s.subtask == ABS_DIRECTION) {
+            let x = s.question.split(' ').find_map(category_of).unwrap();
+            let j = s.prompt.iter().position(|&id| super::super::vocab::category(id) == Some(x)).unwrap();
+            let target = &s.grounding[W * j..][..W];
+            assert_eq!(target[W - 1], 1.0, "{} has no target", s.question);
+            let moved = Vec3::new(target[2] as f64, 0.0, target[3] as f64);
+            if s.subtask == ABS_SPEED {
+                let (lo, hi) = SPEED_CLASSES[["still", "slow", "fast"].iter().position(|c| *c == answer_text(s)).unwrap()];
+                assert!((lo - 1e-6..=hi + 1e-6).contains(&moved.norm()), "{} moved {:.2} m", s.question, moved.norm());
+                speeds += 1;
+            } else {
+                assert_eq!(DIRECTIONS[axis_direction(moved).unwrap()], answer_text(s), "{}", s.question);
+                directions += 1;
+            }
+        }
+        assert!(speeds > 100 && directions > 100, "{speeds} speed and {directions} direction questions");
     }
 
     #[test]

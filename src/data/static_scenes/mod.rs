@@ -98,7 +98,7 @@ impl Scenes for Rooms {
         let (vision, mut geometry) = scene.tokens(cfg, rng);
         corrupt_geometry(&mut geometry, GEOMETRY_CHANNELS, cfg, &scene.room, rng);
         let mut sample = question.into_sample(subtask, vision, geometry);
-        sample.grounding = grounding(&sample.prompt, &scene.objects);
+        sample.grounding = grounding(&sample.prompt, &scene.objects, &scene.objects);
         Some(sample)
     }
 }

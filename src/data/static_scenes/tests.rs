@@ -61,14 +61,16 @@ fn grounding_and_role_targets_follow_the_question() {
     let ds = generate(&DataConfig { train_size: 800, ..config(0.0, 0.0) }, Split::Train);
     let mut checked = 0;
     for s in &ds.samples {
-        let words = s.grounding.chunks(3).filter(|w| w[2] > 0.0).count();
+        const W: usize = crate::data::GROUNDING_WIDTH;
+        let words = s.grounding.chunks(W).filter(|w| w[W - 1] > 0.0).count();
+        assert!(s.grounding.chunks(W).all(|w| w[2] == 0.0 && w[3] == 0.0), "a static object moves: {}", s.question);
         let objects = s.prompt.iter().filter(|&&id| vocab::category(id).is_some()).count();
         if s.subtask != OBJ_COUNT {
             assert_eq!(words, objects, "every object word has a target: {}", s.question);
         }
         let Answer::Choice(k) = s.answer else { continue };
         let roles = crate::data::batcher::role_targets(&s.prompt, &s.grounding);
-        let at = |r: usize| Vec3::new(roles[3 * r] as f64, 0.0, roles[3 * r + 1] as f64);
+        let at = |r: usize| Vec3::new(roles[W * r] as f64, 0.0, roles[W * r + 1] as f64);
         let right = |from: Vec3, heading: Vec3, to: Vec3| {
             let o = to - from;
             if heading.z * o.x - heading.x * o.z > 0.0 { "right" } else { "left" }
@@ -79,7 +81,7 @@ fn grounding_and_role_targets_follow_the_question() {
                 let front = (b - a).x * (c - a).x + (b - a).z * (c - a).z > 0.0;
                 format!("{} {}", if front { "front" } else { "back" }, right(a, b - a, c))
             }
-            ROUTE_PLAN if roles[11] > 0.0 => {
+            ROUTE_PLAN if roles[W * 3 + W - 1] > 0.0 => {
                 let (a, b, c, d) = (at(0), at(1), at(2), at(3));
                 format!("{} {}", right(a, b - a, c), right(c, c - a, d))
             }

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::Body;
 use crate::data::vocab::{self, OPTION_LETTERS, PROMPT_LEN};
-use crate::data::{Answer, Sample, MAX_OPTIONS};
+use crate::data::{Answer, Sample, GROUNDING_WIDTH, MAX_OPTIONS};
 
 /// A question before tokenization: template words and option words.
 pub struct Question {
@@ -57,14 +57,18 @@ impl Question {
 }
 
 /// [`Sample::grounding`]: the floor position (x, z) of the object each prompt word
-/// names, where the word names exactly one of `objects`.
-pub fn grounding(prompt: &[u32], objects: &[Body]) -> Vec<f32> {
-    let mut out = vec![0.0f32; 3 * prompt.len()];
+/// names in `first`, and its floor displacement from `first` to `last` (the same
+/// objects in the same order; pass `first` twice for a static scene), where the word
+/// names exactly one of them.
+pub fn grounding(prompt: &[u32], first: &[Body], last: &[Body]) -> Vec<f32> {
+    let mut out = vec![0.0f32; GROUNDING_WIDTH * prompt.len()];
     for (j, &id) in prompt.iter().enumerate() {
         let Some(category) = vocab::category(id) else { continue };
-        let mut named = objects.iter().filter(|o| o.category == category);
-        if let (Some(o), None) = (named.next(), named.next()) {
-            out[3 * j..3 * j + 3].copy_from_slice(&[o.center.x as f32, o.center.z as f32, 1.0]);
+        let mut named = first.iter().zip(last).filter(|(o, _)| o.category == category);
+        if let (Some((o, end)), None) = (named.next(), named.next()) {
+            let moved = end.center - o.center;
+            let target = [o.center.x, o.center.z, moved.x, moved.z, 1.0].map(|v| v as f32);
+            out[GROUNDING_WIDTH * j..][..GROUNDING_WIDTH].copy_from_slice(&target);
         }
     }
     out
