@@ -184,6 +184,53 @@ fn a_sweep_killed_with_sigkill_finishes_the_rest_and_loses_nothing() {
     }
 }
 
+/// A sweep killed on its own (its runs not signalled, as `kill PID` or an out-of-memory
+/// kill does) takes its runs with it: none trains on as an orphan holding its lock.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_sweep_leaves_no_run_training() {
+    let p = Project::new();
+    let endless = TINY.replace("train = { steps = 6,", "train = { steps = 1000000,");
+    p.write("experiments/tiny.toml", &endless);
+    let mut sweep = std::process::Command::new(assert_cmd::cargo::cargo_bin("geosr"))
+        .args(["sweep", "tiny", "--jobs", "2"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = || run_dirs(&p).into_iter().filter(|d| geosr::runs::RunDir { path: d.clone() }.is_locked()).count();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while locked() < 2 {
+        assert!(Instant::now() < deadline, "two runs never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(sweep.id() as i32, libc::SIGKILL) };
+    sweep.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while locked() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let orphans = kill_processes_naming(p.path());
+    assert_eq!(orphans, 0, "{orphans} run(s) still training 30 s after their sweep was killed");
+}
+
+/// Kills every process whose command line names `dir` and says how many there were.
+#[cfg(target_os = "linux")]
+fn kill_processes_naming(dir: &Path) -> usize {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() as i32 {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
+        }
+    }
+    killed
+}
+
 #[test]
 fn run_index_refuses_a_run_that_changed_since_submission() {
     let p = Project::new();

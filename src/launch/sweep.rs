@@ -223,6 +223,7 @@ pub fn run_pool(
             if let Some(devices) = &cmd.cuda_devices {
                 command.args(["--device", &format!("cuda:{}", devices[slot % devices.len()])]);
             }
+            stop_with_parent(&mut command);
             let child = command
                 .stdin(Stdio::null())
                 .stdout(out)
@@ -260,6 +261,34 @@ pub fn run_pool(
             }
         }
     }
+}
+
+/// Ends a run when the sweep that started it dies, however it dies (`kill`, `kill -9`, an
+/// out-of-memory kill): otherwise the run trains on with nobody to report to and holds its
+/// lock, so the sweep started again to resume leaves that run to the orphan. The run gets
+/// SIGTERM and resumes from its last checkpoint next time, as after any interruption.
+fn stop_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: runs in the child between fork and exec, where only async-signal-safe
+        // calls are allowed; prctl, getppid and raise are.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The sweep died before the prctl: its signal will never come.
+                if libc::getppid() != parent {
+                    libc::raise(libc::SIGTERM);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 #[cfg(test)]
