@@ -124,6 +124,14 @@ fn a_failing_run_does_not_stop_the_sweep_unless_fail_fast() {
     geosr(&p).args(["sweep", "tiny"]).assert().code(1).stdout(predicate::str::contains("2 to run"));
 }
 
+/// `geosr sweep tiny --jobs 2` as a child that a test can signal (assert_cmd only waits).
+#[cfg(unix)]
+fn tiny_sweep(p: &Project) -> std::process::Command {
+    let mut sweep = std::process::Command::new(assert_cmd::cargo::cargo_bin("geosr"));
+    sweep.args(["sweep", "tiny", "--jobs", "2"]).current_dir(p.path()).stdout(std::process::Stdio::null());
+    sweep
+}
+
 #[cfg(unix)]
 #[test]
 fn a_sweep_killed_with_sigkill_finishes_the_rest_and_loses_nothing() {
@@ -131,13 +139,7 @@ fn a_sweep_killed_with_sigkill_finishes_the_rest_and_loses_nothing() {
     let p = Project::new();
     let long = TINY.replace("train = { steps = 6,", "train = { steps = 120, checkpoint_every = 5,");
     p.write("experiments/tiny.toml", &long);
-    let mut sweep = std::process::Command::new(assert_cmd::cargo::cargo_bin("geosr"))
-        .args(["sweep", "tiny", "--jobs", "2"])
-        .current_dir(p.path())
-        .stdout(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut sweep = tiny_sweep(&p).process_group(0).spawn().unwrap();
     // Wait for a finished run while another is part-way (it has a checkpoint).
     let deadline = Instant::now() + Duration::from_secs(300);
     let finished = loop {
@@ -192,13 +194,7 @@ fn a_killed_sweep_leaves_no_run_training() {
     let p = Project::new();
     let endless = TINY.replace("train = { steps = 6,", "train = { steps = 1000000,");
     p.write("experiments/tiny.toml", &endless);
-    let mut sweep = std::process::Command::new(assert_cmd::cargo::cargo_bin("geosr"))
-        .args(["sweep", "tiny", "--jobs", "2"])
-        .current_dir(p.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sweep = tiny_sweep(&p).stderr(std::process::Stdio::null()).spawn().unwrap();
     let locked = || run_dirs(&p).into_iter().filter(|d| geosr::runs::RunDir { path: d.clone() }.is_locked()).count();
     let deadline = Instant::now() + Duration::from_secs(300);
     while locked() < 2 {
