@@ -149,6 +149,15 @@ fn grounding_needs_a_weight_and_synthetic_scenes() {
 }
 
 #[test]
+fn appearance_cues_need_category_channels() {
+    let features = ["model.geometry_cues='appearance'", "data.source='features'", "data.features.train='t'", "data.features.eval='e'"];
+    let msg = error_for(&[], ONE_VARIANT, &features).to_string();
+    assert!(msg.contains("model.geometry_cues") && msg.contains("features"), "{msg}");
+    let msg = error_for(&[], ONE_VARIANT, &["model.geometry_cues='colour'"]).to_string();
+    assert!(msg.contains("geometry_cues") && msg.contains("appearance"), "{msg}");
+}
+
+#[test]
 fn unknown_subtask_lists_the_benchmarks_keys() {
     let msg = error_for(&[], ONE_VARIANT, &["data.subtasks=['abs_distance', 'room_area']"]).to_string();
     assert!(msg.contains("data.subtasks") && msg.contains("room_area"), "{msg}");
@@ -202,6 +211,11 @@ fn run_id_ignores_key_order_formatting_and_output_dir() {
     assert_eq!(a, id("a", &["output.results_dir=elsewhere"]));
     // Keys added later keep older runs' ids at their neutral values, and only there.
     assert_eq!(a, id("a", &["train.number_weight=1.0", "data.subtasks=[]", "model.grounding=0.0", "model.grounding_motion=false"]));
+    assert_eq!(a, id("a", &["model.geometry_cues='none'"]));
+    assert_ne!(a, id("a", &["model.geometry_cues='position'"]));
+    // Cues on geometry that nothing reads change nothing.
+    let blind = ["model.geometry='none'", "model.fusion='none'", "model.mask.kind='random'"];
+    assert_eq!(id("a", &blind), id("a", &[&blind[..], &["model.geometry_cues='appearance'"]].concat()));
     assert_ne!(a, id("a", &["model.grounding=0.3"]));
     assert_ne!(a, id("a", &["train.number_weight=2.0"]));
     assert_ne!(a, id("a", &["data.subtasks=['room_size']"]));

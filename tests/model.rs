@@ -7,7 +7,7 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use geosr::config::{Bench, Config, FusionKind, GeometryKind, MaskKind};
+use geosr::config::{Bench, Config, FusionKind, GeometryCues, GeometryKind, MaskKind};
 use geosr::data::batcher::GeoBatch;
 use geosr::data::{self, Split};
 use geosr::model::fusion::GatedFusion;
@@ -389,6 +389,34 @@ fn motion_grounding_trains_on_the_displacement_only_when_asked() {
     assert_eq!(motion.answering_params(), positions.answering_params(), "the heads are training-only");
     let (with, without) = (loss(&motion, &b), loss(&motion, &still));
     assert!((with - without).abs() > 1e-4, "motion grounding ignored the displacement: {with} vs {without}");
+}
+
+/// `model.geometry_cues` rides on the geometry stream: with the vision stream removed,
+/// the answers read the vision tokens' categories through the geometry tokens only
+/// with appearance cues; position cues widen each token by its (frame, row, column).
+#[test]
+fn geometry_cues_reach_the_fusion_through_the_geometry_stream() {
+    let mut c = config(Bench::Dynamic, MaskKind::None, FusionKind::Qformer, GeometryKind::Features);
+    let (b, dims) = batch::<B>(&c, &dev());
+    let cats = dims.category_channels;
+    let [n, n_v, c_v] = b.vision.dims();
+    let mut recoloured = b.clone();
+    let shuffled = b.vision.clone().narrow(2, 0, cats).flip([1]);
+    recoloured.vision = Tensor::cat(vec![shuffled, b.vision.clone().narrow(2, cats, c_v - cats)], 2);
+    assert_eq!(recoloured.vision.dims(), [n, n_v, c_v]);
+    let gap = |m: &GeoSr<B>| -> f32 {
+        let answers = |batch: &GeoBatch<B>| m.forward_ablated(batch, Mode::Infer, Ablation::Vision).choice_logits;
+        (answers(&b) - answers(&recoloured)).abs().max().into_scalar()
+    };
+    let plain = GeoSr::<B>::new(&c.model, dims, &dev());
+    assert!(gap(&plain) < 1e-6, "the categories reached a model without vision: {}", gap(&plain));
+    c.model.geometry_cues = GeometryCues::Position;
+    let placed = GeoSr::<B>::new(&c.model, dims, &dev());
+    assert!(gap(&placed) < 1e-6, "position cues carried the categories: {}", gap(&placed));
+    assert!(placed.num_params() > plain.num_params(), "position cues added no input channels");
+    c.model.geometry_cues = GeometryCues::Appearance;
+    let seen = GeoSr::<B>::new(&c.model, dims, &dev());
+    assert!(gap(&seen) > 1e-4, "appearance cues did not carry the categories: {}", gap(&seen));
 }
 
 #[test]

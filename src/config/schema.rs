@@ -137,6 +137,32 @@ pub enum GeometryKind {
     Features,
 }
 
+/// What each geometry token carries beside its geometry (`model.geometry_cues`). Not in
+/// the paper: the synthetic tokens hold a point, an object flag and a displacement and
+/// nothing else, where a real encoder's features (computed from the same images) also
+/// know where in the frame they sit and something of what is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeometryCues {
+    /// Geometry only (the benchmark's tokens as they are).
+    None,
+    /// Each token's (frame, row, column) on the vision grid, scaled to [-1, 1].
+    Position,
+    /// The category channels of the vision token at the same position.
+    Appearance,
+}
+
+impl GeometryCues {
+    /// Channels added to each geometry token.
+    pub fn channels(self, category_channels: usize) -> usize {
+        match self {
+            GeometryCues::None => 0,
+            GeometryCues::Position => 3,
+            GeometryCues::Appearance => category_channels,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MaskKind {
@@ -220,6 +246,11 @@ pub struct ModelConfig {
     pub grounding_motion: bool,
     /// The constant gate a of `fusion = "gated_fixed"` (read by no other fusion).
     pub gate_alpha: f64,
+    /// Cues added to each geometry token after Eq. 11's resize, before the alignment
+    /// MLP, so every fusion and the Q-Former's keys see them (see [`GeometryCues`]).
+    /// A control for the Q-Former rows, whose appended tokens can otherwise tie no
+    /// geometry to an object the question names (docs/results.md, Table 4).
+    pub geometry_cues: GeometryCues,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +371,7 @@ impl Default for ModelConfig {
             grounding: 0.0,
             grounding_motion: false,
             gate_alpha: 0.5,
+            geometry_cues: GeometryCues::None,
         }
     }
 }

@@ -125,6 +125,13 @@ pub fn check(config: &Config, source_of: &dyn Fn(&str) -> String) -> Result<(), 
     if m.grounding_motion && d.bench != super::schema::Bench::Dynamic {
         return fail("model.grounding_motion", "true".into(), "false unless data.bench = \"dynamic\" (a static scene has no motion to ground)");
     }
+    if m.geometry_cues == super::schema::GeometryCues::Appearance && d.source == super::schema::DataSource::Features {
+        return fail(
+            "model.geometry_cues",
+            "\"appearance\"".into(),
+            "\"none\" or \"position\" when data.source = \"features\" (precomputed vision tokens have no category channels to copy)",
+        );
+    }
     let wd = config.train.weight_decay;
     if !(wd >= 0.0 && wd.is_finite()) {
         return fail("train.weight_decay", wd.to_string(), "a finite L2 penalty >= 0 (0 = none)");

@@ -24,16 +24,14 @@ pub fn forward_flops(config: &ModelConfig, dims: &ModelDims) -> u64 {
     let (n_v, n_g, l_p, l_b) = (dims.vision.tokens(), dims.geometry.tokens(), dims.prompt_len, config.bottleneck_len);
     let uses_geometry = config.geometry != GeometryKind::None
         && (config.fusion != FusionKind::None || config.mask.kind == MaskKind::Topk);
-    let c_g = match config.geometry {
-        GeometryKind::Features => dims.geometry_channels,
-        _ => config.geometry_channels,
-    };
+    let c_g = super::encoded_geometry_channels(config, dims);
+    let c_aligned = super::aligned_geometry_channels(config, dims);
     let mut flops = linear(n_v, dims.vision_channels, c);
     if uses_geometry {
         if matches!(config.geometry, GeometryKind::Vggt | GeometryKind::Pi3) {
             flops += linear(n_g, dims.geometry_channels, c_g) + linear(n_g, c_g, c_g);
         }
-        flops += linear(n_v, c_g, hidden) + linear(n_v, hidden, c);
+        flops += linear(n_v, c_aligned, hidden) + linear(n_v, hidden, c);
         if config.fusion.has_qformer() || config.mask.kind == MaskKind::Topk {
             flops += attention(l_b, l_p, c) + attention(l_b, n_v, c);
         }

@@ -282,7 +282,8 @@ impl<B: Backend> QformerBranch<B> {
 }
 
 impl<B: Backend> Fusion<B> {
-    /// The variant `config` describes, `c_g` being the geometry tokens' width C_G.
+    /// The variant `config` describes, `c_g` being the width of the geometry tokens the
+    /// alignment MLPs read (C_G plus `model.geometry_cues`).
     ///
     /// # Panics
     /// On a pairing config validation rejects (fusion without geometry tokens,

@@ -35,7 +35,7 @@ pub mod tokenizers;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use crate::config::{FusionKind, GeometryKind, MaskKind, ModelConfig};
+use crate::config::{FusionKind, GeometryCues, GeometryKind, MaskKind, ModelConfig};
 use crate::data::batcher::QuestionCounts;
 use crate::data::{vocab, GeoBatch};
 use backbone::{no_padding, Backbone};
@@ -108,7 +108,46 @@ pub struct Layout {
     /// Coordinates each grounding head gives per object: (x, z), or (x, z, dx, dz) with
     /// `model.grounding_motion`.
     pub grounding_coords: usize,
+    pub geometry_cues: GeometryCues,
     pub dims: ModelDims,
+}
+
+/// Channels of each token the frozen geometry encoder gives (C_G).
+pub fn encoded_geometry_channels(config: &ModelConfig, dims: &ModelDims) -> usize {
+    match config.geometry {
+        GeometryKind::Features => dims.geometry_channels,
+        _ => config.geometry_channels,
+    }
+}
+
+/// Channels of each geometry token the alignment MLP reads: C_G plus `model.geometry_cues`.
+pub fn aligned_geometry_channels(config: &ModelConfig, dims: &ModelDims) -> usize {
+    encoded_geometry_channels(config, dims) + config.geometry_cues.channels(dims.category_channels)
+}
+
+/// `geometry` (resized to the vision grid, `[B, N_V, C_G]`) with the cues of
+/// `model.geometry_cues` appended as channels.
+fn with_cues<B: Backend>(geometry: Tensor<B, 3>, cues: GeometryCues, raw_vision: &Tensor<B, 3>, dims: &ModelDims) -> Tensor<B, 3> {
+    let [b, n_v, _] = geometry.dims();
+    let extra = match cues {
+        GeometryCues::None => return geometry,
+        GeometryCues::Appearance => raw_vision.clone().narrow(2, 0, dims.category_channels),
+        GeometryCues::Position => {
+            let g = dims.vision;
+            // Cell centres of each axis in [-1, 1]; an axis of one cell sits at 0.
+            let at = |i: usize, n: usize| if n > 1 { 2.0 * i as f32 / (n - 1) as f32 - 1.0 } else { 0.0 };
+            let mut code = Vec::with_capacity(n_v * 3);
+            for t in 0..g.frames {
+                for r in 0..g.h {
+                    for c in 0..g.w {
+                        code.extend([at(t, g.frames), at(r, g.h), at(c, g.w)]);
+                    }
+                }
+            }
+            Tensor::<B, 2>::from_data(TensorData::new(code, [n_v, 3]), &geometry.device()).unsqueeze::<3>().expand([b, n_v, 3])
+        }
+    };
+    Tensor::cat(vec![geometry, extra], 2)
 }
 
 #[derive(Module, Debug)]
@@ -148,10 +187,7 @@ pub struct ForwardOutput<B: Backend> {
 impl<B: Backend> GeoSr<B> {
     pub fn new(config: &ModelConfig, dims: ModelDims, device: &B::Device) -> Self {
         let (depth, width, heads) = config.backbone.resolved();
-        let c_g = match config.geometry {
-            GeometryKind::Features => dims.geometry_channels,
-            _ => config.geometry_channels,
-        };
+        let c_g = encoded_geometry_channels(config, &dims);
         let appended = match config.fusion {
             FusionKind::Qformer | FusionKind::GatedQformer => config.bottleneck_len,
             _ => 0,
@@ -161,7 +197,7 @@ impl<B: Backend> GeoSr<B> {
         GeoSr {
             tokenizers: Tokenizers::new(&dims, width, config.align_tokenizers, device),
             geometry_encoder: GeometryEncoder::new(config.geometry, dims.geometry_channels, c_g, device),
-            fusion: Fusion::new(config, c_g, width, device),
+            fusion: Fusion::new(config, aligned_geometry_channels(config, &dims), width, device),
             backbone: Backbone::new(depth, width, heads, seq_len, config.backbone.freeze, device),
             grounding: (config.grounding > 0.0).then(|| burn::nn::LinearConfig::new(width, coords).init(device)),
             roles: (config.grounding > 0.0)
@@ -172,6 +208,7 @@ impl<B: Backend> GeoSr<B> {
                 gamma: config.mask.gamma,
                 grounding: config.grounding,
                 grounding_coords: coords,
+                geometry_cues: config.geometry_cues,
                 dims,
             },
         }
@@ -204,11 +241,14 @@ impl<B: Backend> GeoSr<B> {
         let [b, n_v, _] = f_v.dims();
 
         let geometry = || {
-            let mut f_g = self.geometry_encoder.forward(batch.geometry.clone());
+            let f_g = self.geometry_encoder.forward(batch.geometry.clone());
+            let f_g = with_cues(fusion::resize_tokens(f_g, dims.geometry, dims.vision), self.layout.geometry_cues, &batch.vision, &dims);
+            // The cues go with the stream they ride on.
             if ablation == Ablation::Geometry {
-                f_g = f_g.zeros_like();
+                f_g.zeros_like()
+            } else {
+                f_g
             }
-            fusion::resize_tokens(f_g, dims.geometry, dims.vision)
         };
         let mut mask = None;
         let fused = self.fusion.forward(f_v, f_p.clone(), prompt_pad.clone(), geometry, |f_v, relevance| {
@@ -289,4 +329,26 @@ fn position_error<B: Backend>(pred: Tensor<B, 3>, target: Tensor<B, 3>, count: u
     let has = target.clone().narrow(2, crate::data::batcher::HAS_TARGET, 1);
     let err = (pred - target.narrow(2, 0, coords)) * has;
     (err.clone() * err).sum() / (coords * count.max(1)) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn position_cues_give_each_token_its_cell_on_the_vision_grid() {
+        let device = Default::default();
+        let mut dims = ModelDims::new((4, 7, 2), 2, [2, 3], [1, 1]);
+        dims.vision = Grid { frames: 2, h: 2, w: 3 };
+        let geometry = Tensor::<Flex, 3>::ones([1, 12, 5], &device);
+        let vision = Tensor::<Flex, 3>::zeros([1, 12, 4], &device);
+        let out = with_cues(geometry, GeometryCues::Position, &vision, &dims);
+        assert_eq!(out.dims(), [1, 12, 8]);
+        let code: Vec<f32> = out.narrow(2, 5, 3).into_data().to_vec().unwrap();
+        // Tokens are ordered (frame, row, column).
+        assert_eq!(&code[0..3], &[-1.0, -1.0, -1.0]);
+        assert_eq!(&code[3 * 4..3 * 5], &[-1.0, 1.0, 0.0], "frame 0, row 1, column 1");
+        assert_eq!(&code[3 * 11..], &[1.0, 1.0, 1.0]);
+    }
 }

@@ -69,6 +69,7 @@ const ADDED_KEYS: &[AddedKey] = &[
     ("eval", "every", || serde_json::json!(0)),
     ("eval", "curve_size", || serde_json::json!(512)),
     ("model", "grounding_motion", || serde_json::json!(false)),
+    ("model", "geometry_cues", || serde_json::json!("none")),
 ];
 
 /// `config` with every key that cannot change its run's numbers at its default.
@@ -99,6 +100,7 @@ pub fn canonical(config: &Config) -> Config {
     // The alignment MLPs (Eqs. 1, 4, 11, 13) exist only where geometry is used.
     if !uses_geometry {
         m.mlp_ratio = defaults.model.mlp_ratio;
+        m.geometry_cues = defaults.model.geometry_cues;
         // Nor are the geometry tokens read. Their noise and faults are drawn last in each
         // sample, from its own stream, so the questions and vision tokens do not move.
         c.data.geometry_noise = defaults.data.geometry_noise;
