@@ -288,21 +288,24 @@ fn a_slurm_job_array_runs_the_sweep_and_its_table_reads_back() {
     assert_eq!(subs[1]["tasks"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["4", "5"]);
 }
 
-/// A pool starts the runs with the most work first, so a sweep does not end on a long
-/// run with the other cores idle.
+/// A pool starts the runs seed by seed, in the file's seed order, so a sweep stopped
+/// early leaves every variant on the same seeds; within a seed the most work first, so a
+/// round does not end on a long run with the other cores idle.
 #[test]
-fn the_longest_runs_start_first() {
+fn runs_start_seed_by_seed_and_the_longest_first_within_a_seed() {
     let p = Project::new();
     p.write(
         "experiments/mixed.toml",
         &common::tiny_experiment(
-            "[0]",
+            "[7, 3]",
             "steps = 4",
             "[[variants]]\nlabel = \"short\"\n[[variants]]\nlabel = \"long\"\nset = { \"train.steps\" = 40 }\n\
              [[variants]]\nlabel = \"wide\"\nset = { \"train.steps\" = 40, \"model.backbone.width\" = 64, \"model.backbone.heads\" = 4 }\n",
         ),
     );
     let (_, plan) = common::plan_in(&p, "mixed");
-    let order: Vec<&str> = geosr::launch::sweep::longest_first(&plan, &[0, 1, 2]).iter().map(|&i| plan[i].label.as_str()).collect();
-    assert_eq!(order, ["wide", "long", "short"]);
+    let all: Vec<usize> = (0..plan.len()).collect();
+    let order: Vec<String> =
+        geosr::launch::sweep::run_order(&plan, &all).iter().map(|&i| format!("{} {}", plan[i].label, plan[i].seed)).collect();
+    assert_eq!(order, ["wide 7", "long 7", "short 7", "wide 3", "long 3", "short 3"]);
 }

@@ -159,14 +159,25 @@ pub enum Event<'a> {
     Tick { running: &'a [usize], queued: &'a [usize] },
 }
 
-/// The plan entries at `todo`, the most work first (analytic FLOPs of a training step
-/// times the steps), so the runs that end a sweep are its short ones.
-pub fn longest_first(plan: &[RunSpec], todo: &[usize]) -> Vec<usize> {
+/// The plan entries at `todo` in the order a pool starts them: seed by seed (in the
+/// order the plan first names each seed), and within a seed the most work first
+/// (analytic FLOPs of a training step times the steps). Seed rounds make a sweep that
+/// stops early (a killed session, a time limit) leave every variant with the same
+/// seeds, a table with all its rows; most work first within a round keeps the short
+/// runs for each round's end, where they fill the cores the long ones leave.
+pub fn run_order(plan: &[RunSpec], todo: &[usize]) -> Vec<usize> {
     let work = super::progress::work;
-    let mut order: Vec<(usize, f64)> = todo.iter().map(|&i| (i, work(&plan[i]))).collect();
-    // Stable: equal work keeps the plan's order.
-    order.sort_by(|a, b| b.1.total_cmp(&a.1));
-    order.into_iter().map(|(i, _)| i).collect()
+    let mut rounds: Vec<u64> = Vec::new();
+    for run in plan {
+        if !rounds.contains(&run.seed) {
+            rounds.push(run.seed);
+        }
+    }
+    let round = |seed: u64| rounds.iter().position(|&s| s == seed).unwrap_or(usize::MAX);
+    let mut order: Vec<(usize, usize, f64)> = todo.iter().map(|&i| (i, round(plan[i].seed), work(&plan[i]))).collect();
+    // Stable: equal work in one round keeps the plan's order.
+    order.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)));
+    order.into_iter().map(|(i, _, _)| i).collect()
 }
 
 /// Kernel threads for a run a pool starts with `left` runs still waiting behind it:
@@ -179,8 +190,8 @@ pub fn threads_for(cores: usize, jobs: usize, left: usize) -> usize {
 }
 
 /// Runs the plan entries at `todo` with at most `jobs` child processes at once, each
-/// writing its output to `log.txt` in its run folder, the most work first (see
-/// [`longest_first`] and [`threads_for`]). Returns how many failed.
+/// writing its output to `log.txt` in its run folder, seed by seed and the most work first (see
+/// [`run_order`] and [`threads_for`]). Returns how many failed.
 pub fn run_pool(
     plan: &[RunSpec],
     todo: &[usize],
@@ -191,7 +202,7 @@ pub fn run_pool(
 ) -> Result<usize, StoreError> {
     let jobs = jobs.max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut queue: std::collections::VecDeque<usize> = longest_first(plan, todo).into();
+    let mut queue: std::collections::VecDeque<usize> = run_order(plan, todo).into();
     let mut running: Vec<(Child, usize, usize, Instant, PathBuf)> = Vec::new(); // child, plan index, slot, start, log
     let mut free_slots: Vec<usize> = (0..jobs).rev().collect();
     let mut failed = 0;
