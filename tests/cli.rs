@@ -334,3 +334,23 @@ fn run_resolves_only_the_chosen_variants() {
     assert_eq!(runs.len(), 1);
     assert!(runs[0].to_string_lossy().starts_with("a-s0-"), "{runs:?}");
 }
+
+/// Every experiment shipped in experiments/ loads, names rows its claims compare, and
+/// expands to runs with the repository's own config layers: a broken file is found
+/// here, not hours into a sweep.
+#[test]
+fn every_shipped_experiment_plans() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(root.join("experiments"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".toml").map(String::from))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        let out = common::geosr_in(root).args(["plan", name]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.starts_with(&format!("# {name}: ")) && text.contains(" runs)"), "{name}: {text}");
+    }
+}
