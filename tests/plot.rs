@@ -130,6 +130,41 @@ fn a_sweep_becomes_one_curve_per_axis_with_the_papers_points() {
     assert!(svg.contains("gamma (beta = 0.5) (paper)") && svg.contains("Avg. (%)"));
 }
 
+/// Two rows along one swept key (the shortcut sweep's shape): the x axis names the
+/// key, each line its row, and the blind guess is drawn as a rule.
+#[test]
+fn a_one_key_sweep_names_its_axis_its_rows_and_the_blind_guess() {
+    let p = Project::new();
+    p.write(
+        "experiments/strength.toml",
+        r#"
+title = "Strength"
+seeds = [0, 1]
+[[variants]]
+label = "a"
+name = "Ours"
+set = { "model.mask.kind" = "random" }
+[[variants]]
+label = "d"
+set = { "model.mask.kind" = "none" }
+[sweep.grid]
+"model.mask.gamma" = [0.2, 0.6]
+"#,
+    );
+    let (exp, plan) = plan_in(&p, "strength");
+    for (i, spec) in plan.iter().enumerate() {
+        store(spec, [0.0, 0.0, 50.0 + i as f64]);
+    }
+    let Figure::Curves(curves) = figure(&exp, &plan).unwrap() else { panic!("expected curves") };
+    assert_eq!(curves.x_desc, "model.mask.gamma");
+    assert_eq!(curves.lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["a: Ours", "d"]);
+    assert_eq!(curves.guess, Some(25.0), "eval_row's chance");
+    let svg = String::from_utf8(render(&Figure::Curves(curves), ImageFormat::Svg).unwrap()).unwrap();
+    for text in ["model.mask.gamma", "a: Ours (ours)", "blind guess (no model)", "mean ± std over seeds"] {
+        assert!(svg.contains(text), "the SVG lacks {text}");
+    }
+}
+
 #[test]
 fn nothing_to_plot_is_an_error_not_an_empty_picture() {
     let (_p, exp, plan) = bars_project();

@@ -115,6 +115,12 @@ fn legend_items(fig: &Figure) -> Vec<(RGBColor, Swatch, String)> {
                     items.push((colour(i), Swatch::Dashed, format!("{} (paper)", l.name)));
                 }
             }
+            if c.lines.iter().any(|l| l.points.iter().any(|(_, s)| s.std.is_some())) {
+                items.push((BLACK, Swatch::ErrorBar, "ours: mean ± std over seeds".into()));
+            }
+            if c.guess.is_some() {
+                items.push((BLACK, Swatch::Rule, "blind guess (no model)".into()));
+            }
             items
         }
         Figure::Learning(l) => {

@@ -25,8 +25,12 @@ pub struct Curve {
 #[derive(Debug, Clone)]
 pub struct Curves {
     pub title: String,
+    /// The swept keys, e.g. `data.shortcut.train` (Table 5: both of its axes).
+    pub x_desc: String,
     pub y_desc: String,
     pub lines: Vec<Curve>,
+    /// The blind guess's Avg., drawn as a rule, when every run saw the same questions.
+    pub guess: Option<f64>,
 }
 
 pub(super) fn number(v: &toml::Value) -> Option<f64> {
@@ -89,16 +93,21 @@ pub(super) fn curves(exp: &Experiment, plan: &[RunSpec], table: &table::Table) -
             };
             paper_points.sort_by(|a, b| a.0.total_cmp(&b.0));
             let fixed: Vec<String> = others.iter().filter_map(|o| centre.get(o.as_str()).map(|v| format!("{} = {v}", leaf(o)))).collect();
-            let mut name = if fixed.is_empty() { leaf(key).to_string() } else { format!("{} ({})", leaf(key), fixed.join(", ")) };
-            if !one_variant {
-                name = format!("{}: {name}", variant.label);
-            }
+            // With one swept key the x axis names it; a line is then named by its variant alone.
+            let axis = if fixed.is_empty() { leaf(key).to_string() } else { format!("{} ({})", leaf(key), fixed.join(", ")) };
+            let row = if variant.name.is_empty() { variant.label.clone() } else { format!("{}: {}", variant.label, variant.name) };
+            let name = match (one_variant, keys.len()) {
+                (true, _) => axis,
+                (false, 1) => row,
+                (false, _) => format!("{}: {axis}", variant.label),
+            };
             if !points.is_empty() || !paper_points.is_empty() {
                 lines.push(Curve { name, key: key.clone(), points, paper: paper_points });
             }
         }
     }
-    Curves { title: table.title.clone(), y_desc: format!("{} (%)", table.columns[avg].1), lines }
+    let guess = table.baselines.iter().find(|b| b.name == table::BLIND_GUESS).and_then(|b| b.values[avg]);
+    Curves { title: table.title.clone(), x_desc: keys.join(" / "), y_desc: format!("{} (%)", table.columns[avg].1), lines, guess }
 }
 
 /// The paper's Avg. at the point where `key` = `x` and the other keys sit at the
@@ -120,6 +129,7 @@ pub(super) fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: 
         .lines
         .iter()
         .flat_map(|l| l.points.iter().flat_map(|(_, s)| [s.low(), s.high()]).chain(l.paper.iter().map(|p| p.1)))
+        .chain(c.guess)
         .collect();
     let (x0, x1) = padded(&xs, 0.1, 0.1);
     let (y0, y1) = padded(&ys, 0.15, 2.0);
@@ -134,11 +144,14 @@ pub(super) fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: 
         .x_label_style((FONT, LABEL_PX))
         .y_label_style((FONT, LABEL_PX))
         .axis_desc_style((FONT, 15))
-        .x_desc("swept value")
+        .x_desc(c.x_desc.as_str())
         .y_desc(c.y_desc.as_str())
         .max_light_lines(0)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
+    if let Some(g) = c.guess {
+        chart.draw_series(std::iter::once(PathElement::new(vec![(x0, g), (x1, g)], BLACK.stroke_width(2))))?;
+    }
     for (i, l) in c.lines.iter().enumerate() {
         let col = colour(i);
         chart.draw_series(LineSeries::new(l.points.iter().map(|(x, s)| (*x, s.mean)), col.stroke_width(2)))?;
