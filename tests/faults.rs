@@ -233,6 +233,24 @@ fn a_table_names_the_runs_its_plan_misses() {
     }
 }
 
+/// Runs that differ from the plan alike (a whole sweep trained with one `--set`) are
+/// one note with their count, rows and seeds, not a line per run; runs that differ
+/// otherwise keep their own note.
+#[test]
+fn runs_the_plan_misses_alike_share_one_note() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &TINY.replace("seeds = [0]", "seeds = [0, 1]"));
+    geosr(&p).args(["run", "tiny", "--set", "train.lr=0.01"]).assert().success();
+    geosr(&p).args(["run", "tiny", "--seed", "0", "--set", "train.lr=0.02"]).assert().success();
+    let out = geosr(&p).args(["table", "tiny"]).assert().success().get_output().stderr.clone();
+    let notes: Vec<String> = String::from_utf8(out).unwrap().lines().filter(|l| l.starts_with("note:")).map(String::from).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    // The notes follow the folder names, which end in hashes: either may come first.
+    let alike = notes.iter().any(|n| n.contains("2 runs (2 done; rows a; seeds 0, 1) are not in this plan") && n.contains("add --set train.lr=0.01 to show them"));
+    let single = notes.iter().any(|n| n.contains("(done) is not in this plan") && n.contains("add --set train.lr=0.02 to show it"));
+    assert!(alike && single, "{notes:?}");
+}
+
 /// Rewrites a stored run's manifest as if another build of geosr had trained it.
 fn pretend_other_build(run: &Path) {
     let mut m = manifest(run);

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use crate::config::layers::{flatten, value_to_string, Layer};
 use crate::config::{Experiment, RunSpec};
 
-/// One line per stored run of `exp` outside `plan`, naming the keys in which its
-/// config differs from the planned run of the same label and seed (or label), and
-/// the `--set` flags that would bring it in; at most `limit` lines and a count.
+/// The stored runs of `exp` outside `plan`, one line per way they differ from it:
+/// the keys in which a run's config differs from the planned run of the same label
+/// and seed (or label), and the `--set` flags that would bring it in. Runs that
+/// differ alike (a whole table trained with another `--set`) share one line with
+/// their count, rows and seeds; at most `limit` lines and a count of the rest.
 pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<String> {
     let Some(first) = plan.first() else { return Vec::new() };
     let folder = PathBuf::from(&first.resolved.config.output.results_dir).join("runs").join(&exp.name);
@@ -18,8 +20,8 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<S
     let Ok(entries) = std::fs::read_dir(&folder) else { return Vec::new() };
     let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    let mut lines = Vec::new();
-    let mut more = 0;
+    // How the runs differ -> (folder names, statuses, rows, seeds), in the order first met.
+    let mut groups: Vec<(String, Group)> = Vec::new();
     for name in names.iter().filter(|n| !n.starts_with('.')) {
         // `<label>-s<seed>-<id>`: labels may hold '-', ids and seeds never do.
         let mut parts = name.rsplitn(3, '-');
@@ -33,10 +35,6 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<S
             .ok()
             .flatten()
             .map_or("no manifest".to_string(), |m| format!("{:?}", m.status).to_lowercase());
-        if lines.len() >= limit {
-            more += 1;
-            continue;
-        }
         let seed: Option<u64> = seed.strip_prefix('s').and_then(|s| s.parse().ok());
         let twin = plan
             .iter()
@@ -44,15 +42,86 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<S
             .or_else(|| plan.iter().find(|s| s.label == label));
         let differs = match (twin, stored_config(&dir)) {
             (Some(spec), Some(stored)) => describe(spec, &stored),
-            (None, _) => format!("no row `{label}` in this experiment now"),
-            (_, None) => "its config.toml cannot be read".into(),
+            (None, _) => Differs::Note(format!("no row `{label}` in this experiment now")),
+            (_, None) => Differs::Note("its config.toml cannot be read".into()),
         };
-        lines.push(format!("{name} ({status}) is not in this plan: {differs}"));
+        let key = differs.text(false);
+        let at = match groups.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                groups.push((key, Group { differs, ..Group::default() }));
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[at].1;
+        group.names.push(name.clone());
+        *group.statuses.entry(status).or_default() += 1;
+        if !group.rows.iter().any(|r| r == label) {
+            group.rows.push(label.to_string());
+        }
+        group.seeds.extend(seed);
     }
-    if more > 0 {
+    let mut lines: Vec<String> = groups.iter().take(limit).map(|(_, g)| g.line()).collect();
+    if groups.len() > limit {
+        let more: usize = groups[limit..].iter().map(|(_, g)| g.names.len()).sum();
         lines.push(format!("... and {more} more under {}", folder.display()));
     }
     lines
+}
+
+#[derive(Default)]
+struct Group {
+    differs: Differs,
+    names: Vec<String>,
+    statuses: BTreeMap<String, usize>,
+    rows: Vec<String>,
+    seeds: std::collections::BTreeSet<u64>,
+}
+
+impl Group {
+    fn line(&self) -> String {
+        if let [name] = self.names.as_slice() {
+            let status = self.statuses.keys().next().map_or("", String::as_str);
+            return format!("{name} ({status}) is not in this plan: {}", self.differs.text(false));
+        }
+        let statuses: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        format!(
+            "{} runs ({}; rows {}; seeds {}) are not in this plan: {}",
+            self.names.len(),
+            statuses.join(", "),
+            self.rows.join(", "),
+            seeds.join(", "),
+            self.differs.text(true)
+        )
+    }
+}
+
+/// How a stored run differs from its planned twin.
+#[derive(Default)]
+enum Differs {
+    /// (key, stored value, planned value) for each key that differs.
+    Keys(Vec<(String, String, String)>),
+    #[default]
+    Same,
+    Note(String),
+}
+
+impl Differs {
+    /// "it has train.lr = 0.003 where the plan has 0.001; add --set train.lr=0.003 to show it",
+    /// or of several runs, "they have ...; ... to show them".
+    fn text(&self, plural: bool) -> String {
+        let keys = match self {
+            Differs::Keys(keys) => keys,
+            Differs::Same => return "same settings, another generator version or id rule".into(),
+            Differs::Note(note) => return note.clone(),
+        };
+        let shown: Vec<String> = keys.iter().take(4).map(|(k, v, p)| format!("{k} = {v} where the plan has {p}")).collect();
+        let flags: Vec<String> = keys.iter().map(|(k, v, _)| format!("--set {k}={v}")).collect();
+        let extra = if keys.len() > 4 { format!(" (and {} more keys)", keys.len() - 4) } else { String::new() };
+        let (has, them) = if plural { ("they have", "them") } else { ("it has", "it") };
+        format!("{has} {}{extra}; add {} to show {them}", shown.join(", "), flags.join(" "))
+    }
 }
 
 /// A stored run's config as dotted key -> value text.
@@ -62,8 +131,8 @@ fn stored_config(dir: &std::path::Path) -> Option<BTreeMap<String, String>> {
     Some(flatten(&layer.data).into_iter().map(|(k, v)| (k, value_to_string(&v))).collect())
 }
 
-/// "it has train.lr = 0.003 where the plan has 0.001; add --set train.lr=0.003 to show it".
-fn describe(spec: &RunSpec, stored: &BTreeMap<String, String>) -> String {
+/// The keys in which a stored run's config differs from the planned run `spec`.
+fn describe(spec: &RunSpec, stored: &BTreeMap<String, String>) -> Differs {
     let mut keys = Vec::new();
     for (key, value) in stored {
         if key.starts_with("output.") {
@@ -75,11 +144,5 @@ fn describe(spec: &RunSpec, stored: &BTreeMap<String, String>) -> String {
             None => keys.push((key.clone(), value.clone(), "unset".into())),
         }
     }
-    if keys.is_empty() {
-        return "same settings, another generator version or id rule".into();
-    }
-    let shown: Vec<String> = keys.iter().take(4).map(|(k, v, p)| format!("{k} = {v} where the plan has {p}")).collect();
-    let flags: Vec<String> = keys.iter().map(|(k, v, _)| format!("--set {k}={v}")).collect();
-    let extra = if keys.len() > 4 { format!(" (and {} more keys)", keys.len() - 4) } else { String::new() };
-    format!("it has {}{extra}; add {} to show it", shown.join(", "), flags.join(" "))
+    if keys.is_empty() { Differs::Same } else { Differs::Keys(keys) }
 }
