@@ -2,7 +2,7 @@
 //! `status` and `plot` say when they find nothing under the plan's ids while runs
 //! trained with other settings (a `--set` at training time) sit in the folder.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use crate::config::layers::{flatten, value_to_string, Layer};
@@ -49,7 +49,7 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<S
         let at = match groups.iter().position(|(k, _)| *k == key) {
             Some(at) => at,
             None => {
-                groups.push((key, Group { differs, ..Group::default() }));
+                groups.push((key, Group { differs, names: Vec::new(), statuses: BTreeMap::new(), rows: Vec::new(), seeds: BTreeSet::new() }));
                 groups.len() - 1
             }
         };
@@ -69,13 +69,12 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<S
     lines
 }
 
-#[derive(Default)]
 struct Group {
     differs: Differs,
     names: Vec<String>,
     statuses: BTreeMap<String, usize>,
     rows: Vec<String>,
-    seeds: std::collections::BTreeSet<u64>,
+    seeds: BTreeSet<u64>,
 }
 
 impl Group {
@@ -98,11 +97,9 @@ impl Group {
 }
 
 /// How a stored run differs from its planned twin.
-#[derive(Default)]
 enum Differs {
     /// (key, stored value, planned value) for each key that differs.
     Keys(Vec<(String, String, String)>),
-    #[default]
     Same,
     Note(String),
 }
