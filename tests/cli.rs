@@ -352,5 +352,10 @@ fn every_shipped_experiment_plans() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(text.starts_with(&format!("# {name}: ")) && text.contains(" runs)"), "{name}: {text}");
+        let exp = geosr::config::Experiment::load(root.join("experiments").join(format!("{name}.toml")).to_str().unwrap()).unwrap();
+        for control in exp.control_names() {
+            let out = common::geosr_in(root).args(["plan", name, "--control", control]).output().unwrap();
+            assert!(out.status.success(), "{name} --control {control}: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 }

@@ -306,3 +306,46 @@ fn the_default_configs_run_id_is_stable() {
     // Only a new `data::SYNTHETIC_VERSION` (new scenes) should change it (3: "3ddd0fa1de").
     assert_eq!(geosr::runs::run_id(&geosr::config::Config::default()), "3ddd0fa1de");
 }
+
+/// A control is `--set` under a name: its runs are the very runs (ids) the same
+/// `--set` gives, so runs trained either way are found both ways, and a `--set` on
+/// top of it still wins.
+#[test]
+fn a_control_trains_the_runs_its_keys_would_as_set() {
+    let p = Project::new();
+    let text = "title='e'\nseeds=[0,1]\n[[variants]]\nlabel='a'\n[[variants]]\nlabel='b'\nset={'model.mask.kind'='none'}\n\
+                [[controls]]\nname='lean'\nset={'model.grounding'=0, 'model.mask.gamma'=0.3}\n";
+    let path = p.write("experiments/e.toml", text);
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let control = exp.control_layer("lean").unwrap();
+    assert!(control.name.contains("e.toml") && control.name.contains("lean"), "{}", control.name);
+    let ids = |plan: Vec<geosr::config::RunSpec>| plan.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let by_control = ids(exp.plan(&[], &[control.clone()]).unwrap());
+    assert_eq!(by_control, ids(exp.plan(&[], &sets(&["model.grounding=0", "model.mask.gamma=0.3"])).unwrap()));
+    assert_ne!(by_control, ids(exp.plan(&[], &[]).unwrap()));
+    let on_top = exp.plan(&[], &[vec![control], sets(&["model.mask.gamma=0.4"])].concat()).unwrap();
+    assert!(on_top.iter().all(|r| r.resolved.config.model.mask.gamma == 0.4 && r.resolved.config.model.grounding == 0.0));
+    let e = exp.control("heavy").unwrap_err().to_string();
+    assert!(e.contains("e.toml") && e.contains("no control `heavy`") && e.contains("\"lean\""), "{e}");
+}
+
+#[test]
+fn a_bad_control_is_refused_naming_the_file_the_control_and_the_key() {
+    let base = "title='e'\nseeds=[0,1]\n[[variants]]\nlabel='a'\n[sweep.grid]\n'model.mask.gamma'=[0.2,0.4]\n";
+    let axis = error_for(&[], &format!("{base}[[controls]]\nname='x'\nset={{'model.mask.gamma'=0.3}}\n"), &[]).to_string();
+    assert!(axis.contains("e.toml") && axis.contains("controls: x") && axis.contains("`model.mask.gamma`, a sweep axis"), "{axis}");
+    let seed = error_for(&[], &format!("{base}[[controls]]\nname='x'\nset={{'train.seed'=3}}\n"), &[]).to_string();
+    assert!(seed.contains("controls: x") && seed.contains("`train.seed`"), "{seed}");
+    let twice = error_for(&[], &format!("{base}[[controls]]\nname='x'\nset={{'model.grounding'=0}}\n[[controls]]\nname='x'\nset={{'model.grounding'=1}}\n"), &[]);
+    assert!(twice.to_string().contains("control `x` appears twice"), "{twice}");
+    let empty = error_for(&[], &format!("{base}[[controls]]\nname='x'\nset={{}}\n"), &[]);
+    assert!(empty.to_string().contains("control `x`: `set` is empty"), "{empty}");
+    let spaced = error_for(&[], &format!("{base}[[controls]]\nname='no grounding'\nset={{'model.grounding'=0}}\n"), &[]);
+    assert!(spaced.to_string().contains("control name `no grounding`"), "{spaced}");
+    // A key the schema does not have is refused when the control is planned, naming it.
+    let p = Project::new();
+    let path = p.write("experiments/e.toml", &format!("{base}[[controls]]\nname='x'\nset={{'model.grounding_weight'=0}}\n"));
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let e = exp.plan(&[], &[exp.control_layer("x").unwrap()]).unwrap_err().to_string();
+    assert!(e.contains("controls: x") && e.contains("model.grounding_weight"), "{e}");
+}

@@ -124,7 +124,12 @@ fn baseline_rows_show_what_every_run_agrees_on() {
 }
 
 fn store_predictions(spec: &geosr::config::RunSpec, right: impl Fn(usize) -> bool) {
-    store(spec, [0.0, 0.0, 0.0]);
+    store_scored_predictions(spec, 0.0, right);
+}
+
+/// [`store_predictions`], with `avg` as every score of the run's eval.csv.
+fn store_scored_predictions(spec: &geosr::config::RunSpec, avg: f64, right: impl Fn(usize) -> bool) {
+    store(spec, [avg; 3]);
     let dir = geosr::runs::run_dir(spec);
     let preds: Vec<geosr::eval::Prediction> = (0..200)
         .map(|i| {
@@ -232,4 +237,45 @@ set = { "model.mask.kind" = "random" }
     std::fs::remove_file(geosr::runs::run_dir(&plan[0]).manifest_path()).unwrap();
     let t = build(&exp, &plan, true).unwrap();
     assert_eq!(t.rows[1].cells[3].values, vec![0.0], "4 ms against the first row's seed-1 4 ms");
+}
+
+/// `table --controls`: the claims of the file and of each control, side by side, each
+/// from its own runs, and the runs of one control are not strays of the other.
+#[test]
+fn controls_put_each_claim_beside_the_files_own() {
+    let p = Project::new();
+    let text = EXP.replace("title = \"T\"", "title = \"T\"\nclaims = [\"a > b\"]")
+        + "[[controls]]\nname = \"slow\"\nabout = \"a smaller step\"\nset = { \"train.lr\" = 1e-5 }\n";
+    let path = p.write("experiments/t.toml", &text);
+    let exp = Experiment::load(path.to_str().unwrap()).unwrap();
+    let results = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", p.path().join("results").display())]).unwrap();
+    let base = exp.plan(&[], &results).unwrap();
+    let control = exp.plan(&[], &[vec![exp.control_layer("slow").unwrap()], results.clone()].concat()).unwrap();
+    // (A key every row reads: runs a control does not change are shared with the file's.)
+    assert!(base.iter().zip(&control).all(|(x, y)| x.id != y.id && y.resolved.config.train.lr == 1e-5));
+    // As written a beats b (80% against 50%); under the control b beats a.
+    for (plan, (a, b)) in [(&base, (8, 5)), (&control, (5, 8))] {
+        let (x, y) = (10.0 * a as f64, 10.0 * b as f64);
+        store_scored_predictions(&plan[0], x, move |i| i % 10 < a);
+        store_scored_predictions(&plan[1], x, move |i| (i / 2) % 10 < a);
+        store_scored_predictions(&plan[2], y, move |i| i % 10 < b);
+        store_scored_predictions(&plan[3], y, move |i| (i / 2) % 10 < b);
+    }
+    let out = common::geosr_in(p.path()).args(["table", "t", "--controls", "--format", "md"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("- slow (train.lr = 0.00001): a smaller step"), "{stdout}");
+    let claim = stdout.lines().find(|l| l.starts_with("| a > b")).unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = claim.split('|').map(str::trim).collect();
+    assert!(cells[2].starts_with("+30.0 [") && cells[2].ends_with("] held"), "{claim}");
+    assert!(cells[3].starts_with("-30.0 [") && cells[3].ends_with("] did not hold"), "{claim}");
+    let row_a = stdout.lines().find(|l| l.starts_with("| a Ours")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(row_a.contains("| 80.0 ± 0.0") && row_a.contains("| 50.0 ± 0.0"), "{row_a}");
+    assert!(!stderr.contains("not in this plan"), "{stderr}");
+    // A file without controls refuses the flag, naming the file.
+    p.write("experiments/plain.toml", EXP);
+    let out = common::geosr_in(p.path()).args(["table", "plain", "--controls"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plain.toml") && err.contains("no [[controls]]"), "{err}");
 }

@@ -99,6 +99,34 @@ fn a_parallel_sweep_runs_each_run_once_and_a_second_sweep_skips_them() {
     assert_eq!(before, serial);
 }
 
+/// `sweep --controls` trains the file's runs, then each control's, in children that
+/// are told the control; `status --control` finds them, and a second sweep has none to do.
+#[test]
+fn a_sweep_with_controls_trains_every_control_once() {
+    let p = Project::new();
+    let text = TINY.replace("seeds = [0, 1]", "seeds = [0]") + "\n[[controls]]\nname = \"faster\"\nset = { \"train.lr\" = 0.002 }\n";
+    p.write("experiments/tiny.toml", &text);
+    geosr(&p)
+        .args(["sweep", "tiny", "--controls", "--jobs", "2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("# control `faster`").and(predicate::str::contains("[2/2] done")));
+    let dirs = run_dirs(&p);
+    assert_eq!(dirs.len(), 4, "{dirs:?}");
+    let lrs: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            assert_eq!(status_of(d).as_deref(), Some("done"), "{}", d.display());
+            let config: toml::Table = toml::from_str(&std::fs::read_to_string(d.join("config.toml")).unwrap()).unwrap();
+            config["train"]["lr"].to_string()
+        })
+        .collect();
+    // (A key every row reads: a run the control does not change would be shared.)
+    assert_eq!(lrs.iter().filter(|g| *g == "0.002").count(), 2, "{lrs:?}");
+    geosr(&p).args(["status", "tiny", "--control", "faster"]).assert().success().stdout(predicate::str::contains("2 done"));
+    geosr(&p).args(["sweep", "tiny", "--controls"]).assert().success().stdout(predicate::str::contains("0 to run").count(2));
+}
+
 #[test]
 fn a_failing_run_does_not_stop_the_sweep_unless_fail_fast() {
     let p = Project::new();
@@ -240,12 +268,20 @@ fn run_index_refuses_a_run_that_changed_since_submission() {
     assert!(!p.path().join("results").exists(), "nothing written");
 }
 
+/// Whether this machine has no Slurm client, said on stderr (the Slurm tests skip).
+fn no_slurm() -> bool {
+    let missing = std::process::Command::new("sbatch").arg("--version").output().is_err();
+    if missing {
+        eprintln!("skipped: no sbatch on PATH (run .ci/slurm-up.sh for a one-node cluster)");
+    }
+    missing
+}
+
 /// Against the real Slurm that `.ci/run` starts (`.ci/slurm-up.sh`); skipped on
 /// machines without a Slurm client.
 #[test]
 fn a_slurm_job_array_runs_the_sweep_and_its_table_reads_back() {
-    if std::process::Command::new("sbatch").arg("--version").output().is_err() {
-        eprintln!("skipped: no sbatch on PATH (run .ci/slurm-up.sh for a one-node cluster)");
+    if no_slurm() {
         return;
     }
     let p = Project::new();
@@ -286,6 +322,41 @@ fn a_slurm_job_array_runs_the_sweep_and_its_table_reads_back() {
         serde_json::from_slice(&std::fs::read(p.path().join("results/slurm/tiny/submissions.json")).unwrap()).unwrap();
     assert_eq!(subs.as_array().unwrap().len(), 2);
     assert_eq!(subs[1]["tasks"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["4", "5"]);
+}
+
+/// `sweep --controls` on Slurm: one array per condition, submitted in the same second,
+/// each with its own script, the control's tasks told their control.
+#[test]
+fn a_slurm_sweep_with_controls_submits_one_array_per_control() {
+    if no_slurm() {
+        return;
+    }
+    let p = Project::new();
+    let text = TINY.replace("seeds = [0, 1]", "seeds = [0]") + "\n[[controls]]\nname = \"faster\"\nset = { \"train.lr\" = 0.002 }\n";
+    p.write("experiments/tiny.toml", &text);
+    let out = geosr(&p).args(["sweep", "tiny", "--controls", "--launcher", "slurm", "--time", "0:10:00"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("submitted job array").count(), 2, "{stdout}");
+    assert!(stdout.contains("geosr status tiny --control faster"), "{stdout}");
+    let scripts: Vec<String> = files(&p.path().join("results/slurm/tiny"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "sbatch"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert_eq!(scripts.len(), 2);
+    assert_eq!(scripts.iter().filter(|s| s.contains("--control faster")).count(), 1);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for args in [vec!["status", "tiny"], vec!["status", "tiny", "--control", "faster"]] {
+        loop {
+            let text = String::from_utf8_lossy(&geosr(&p).args(&args).output().unwrap().stdout).to_string();
+            if text.contains("2 done") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{args:?}: the array did not finish:\n{text}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
 
 /// A pool starts the runs seed by seed, in the file's seed order, so a sweep stopped

@@ -26,7 +26,7 @@ impl Overrides {
     }
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct ExperimentArgs {
     /// Experiment name (experiments/NAME.toml) or path.
     pub experiment: String,
@@ -38,6 +38,10 @@ pub struct ExperimentArgs {
     /// `status` or `plot` to see them.
     #[arg(long = "grid", value_name = "KEY=V1,V2,..")]
     pub grid: Vec<String>,
+    /// One of the experiment's [[controls]]: every run with the control's keys set, as
+    /// --set would do (a --set still wins). `table --controls` shows them all.
+    #[arg(long = "control", value_name = "NAME")]
+    pub control: Option<String>,
 }
 
 /// An experiment with the override layers every one of its runs gets.
@@ -56,11 +60,33 @@ impl ExperimentArgs {
         for note in notes {
             eprintln!("note: {note}");
         }
-        let (env, sets) = self.overrides.layers()?;
+        let (env, mut sets) = self.overrides.layers()?;
+        if let Some(name) = &self.control {
+            sets.insert(0, exp.control_layer(name)?);
+        }
         for warning in exp.override_warnings(&env, &sets) {
             eprintln!("warning: {warning}");
         }
         Ok(Loaded { exp, env, sets })
+    }
+}
+
+impl ExperimentArgs {
+    /// These arguments for the experiment itself, then once for each of its
+    /// [[controls]] (`--controls`); refused for a file without controls, where the
+    /// flag would silently do nothing more.
+    pub fn with_each_control(&self) -> Result<Vec<ExperimentArgs>> {
+        let exp = Experiment::load(&self.experiment)?;
+        if exp.file.controls.is_empty() {
+            return Err(ConfigError::Experiment {
+                path: exp.path.clone(),
+                message: "--controls: this experiment has no [[controls]]; add one (name, about, set) or drop the flag".into(),
+            }
+            .into());
+        }
+        let base = ExperimentArgs { control: None, ..self.clone() };
+        let each = exp.control_names().into_iter().map(|name| ExperimentArgs { control: Some(name.to_string()), ..self.clone() });
+        Ok(std::iter::once(base).chain(each).collect())
     }
 }
 

@@ -221,7 +221,7 @@ fn status_text(name: &str, experiment: &str, plan: &[geosr::config::RunSpec]) ->
 
 pub fn diff(args: DiffArgs) -> Result<ExitCode> {
     if let Some(experiment) = args.experiment {
-        let loaded = ExperimentArgs { experiment, overrides: args.overrides, grid: Vec::new() }.load()?;
+        let loaded = ExperimentArgs { experiment, overrides: args.overrides, grid: Vec::new(), control: None }.load()?;
         let columns = row_columns(&loaded.plan()?);
         print!("{}", geosr::report::diff::diff_many(&columns).render());
         return Ok(ExitCode::SUCCESS);

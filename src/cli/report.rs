@@ -10,6 +10,7 @@ use geosr::report::table::Format;
 use geosr::report::{claims, plot};
 
 use super::args::{ExperimentArgs, Loaded};
+use super::exit::Usage;
 
 #[derive(clap::Args)]
 pub struct TableArgs {
@@ -18,6 +19,11 @@ pub struct TableArgs {
     /// Put the paper's numbers beside ours.
     #[arg(long)]
     reference: bool,
+    /// Avg. and the claims of the experiment and of each of its [[controls]], side by
+    /// side (terminal or Markdown): which claims hold only because of what a control
+    /// takes away.
+    #[arg(long, conflicts_with = "control")]
+    controls: bool,
     #[command(flatten)]
     experiment: ExperimentArgs,
 }
@@ -46,6 +52,9 @@ enum BenchName {
 }
 
 pub fn table(args: TableArgs) -> Result<ExitCode> {
+    if args.controls {
+        return controls_table(&args);
+    }
     let loaded = args.experiment.load()?;
     let (exp, plan) = (&loaded.exp, loaded.plan()?);
     let table = geosr::report::table::build(exp, &plan, args.reference)?;
@@ -66,6 +75,32 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
         table.notes.iter().for_each(|n| eprintln!("{n}"));
     }
     stray_notes(exp, &plan);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `table --controls`: every condition's Avg. and claims in one view.
+fn controls_table(args: &TableArgs) -> Result<ExitCode> {
+    let markdown = match args.format {
+        TableFormat::Term => false,
+        TableFormat::Md => true,
+        other => {
+            return Err(Usage(format!("--controls: --format {other:?} is not available; expected term or md").to_lowercase()).into());
+        }
+    };
+    let mut conditions = Vec::new();
+    // Runs of one control are not strays of another: strays are runs no condition plans.
+    let mut every_plan = Vec::new();
+    let mut exp = None;
+    for experiment in args.experiment.with_each_control()? {
+        let loaded = experiment.load()?;
+        let plan = loaded.plan()?;
+        conditions.push(geosr::report::controls::Condition::new(&loaded.exp, experiment.control.as_deref(), &plan, args.reference)?);
+        every_plan.extend(plan);
+        exp = Some(loaded.exp);
+    }
+    let exp = exp.expect("with_each_control gives the experiment itself");
+    print!("{}", geosr::report::controls::render(&exp.file.title, &conditions, markdown));
+    stray_notes(&exp, &every_plan);
     Ok(ExitCode::SUCCESS)
 }
 

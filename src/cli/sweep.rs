@@ -49,6 +49,10 @@ pub struct SweepArgs {
     /// Train again the finished runs that other code (another build of geosr) trained.
     #[arg(long)]
     rerun_stale: bool,
+    /// The experiment, then each of its [[controls]] in turn (`table --controls` shows
+    /// their claims side by side).
+    #[arg(long, conflicts_with = "control")]
+    controls: bool,
 }
 
 #[derive(clap::Args)]
@@ -78,26 +82,39 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     if args.jobs == 0 {
         return Err(Usage("--jobs 0: expected at least 1 run at once".into()).into());
     }
-    let (loaded, plan, todo) = prepare(&args.experiment, args.rerun_stale)?;
+    let conditions = if args.controls { args.experiment.with_each_control()? } else { vec![args.experiment.clone()] };
+    let mut failed = 0;
+    for experiment in &conditions {
+        if let Some(name) = &experiment.control {
+            println!("\n# control `{name}`");
+        }
+        failed += sweep_one(&args, experiment)?;
+    }
+    Ok(exit::failed_runs(failed))
+}
+
+/// One sweep: the runs of `experiment` (the experiment or one of its controls) not done
+/// yet. Returns how many failed.
+fn sweep_one(args: &SweepArgs, experiment: &ExperimentArgs) -> Result<usize> {
+    let (loaded, plan, todo) = prepare(experiment, args.rerun_stale)?;
     if todo.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     let local = Local {
-        experiment: &args.experiment,
+        experiment,
         target: &args.target,
         jobs: args.jobs,
         fail_fast: args.fail_fast,
         rerun_stale: args.rerun_stale,
         progress_every: args.progress_every,
     };
-    let failed = match args.launcher {
+    match args.launcher {
         Launcher::Slurm => {
-            submit(&args, &loaded.exp, &plan, &todo)?;
-            0
+            submit(args, experiment, &loaded.exp, &plan, &todo)?;
+            Ok(0)
         }
-        Launcher::Local => local.run(&loaded.exp, &plan, &todo)?,
-    };
-    Ok(exit::failed_runs(failed))
+        Launcher::Local => local.run(&loaded.exp, &plan, &todo),
+    }
 }
 
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
@@ -162,6 +179,7 @@ fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec
 fn child_args(experiment: &ExperimentArgs, target: &Target, rerun_stale: bool) -> Vec<String> {
     let mut args: Vec<String> = experiment.overrides.set.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
     args.extend(experiment.grid.iter().flat_map(|g| ["--grid".to_string(), g.clone()]));
+    args.extend(experiment.control.iter().flat_map(|c| ["--control".to_string(), c.clone()]));
     args.extend(["--backend".into(), target.backend.name().into()]);
     if rerun_stale {
         args.push("--rerun-stale".into());
@@ -170,12 +188,12 @@ fn child_args(experiment: &ExperimentArgs, target: &Target, rerun_stale: bool) -
 }
 
 /// Submits the runs at `todo` as a Slurm job array and says how to follow it.
-fn submit(args: &SweepArgs, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) -> Result<()> {
+fn submit(args: &SweepArgs, experiment: &ExperimentArgs, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the geosr executable")?;
-    let mut task_args = child_args(&args.experiment, &args.target, args.rerun_stale);
+    let mut task_args = child_args(experiment, &args.target, args.rerun_stale);
     task_args.extend(slurm::device_args(&args.target.device, args.gpus_per_task));
-    let experiment = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
-    let cmd = slurm::TaskCommand { exe, experiment, args: task_args };
+    let path = std::path::absolute(&exp.path).unwrap_or_else(|_| exp.path.clone());
+    let cmd = slurm::TaskCommand { exe, experiment: path, args: task_args };
     let opts = slurm::SlurmOptions {
         partition: args.partition.clone(),
         gpus_per_task: args.gpus_per_task,
@@ -187,9 +205,10 @@ fn submit(args: &SweepArgs, exp: &Experiment, plan: &[RunSpec], todo: &[usize]) 
     let workdir = std::env::current_dir().context("cannot read the current directory")?;
     let sub = slurm::submit(plan, todo, &cmd, &workdir, &results, &opts)?;
     println!("submitted job array {} ({} tasks): {}", sub.job_id, todo.len(), sub.script.display());
+    let control = experiment.control.as_ref().map(|c| format!(" --control {c}")).unwrap_or_default();
     println!(
-        "follow it with `geosr status {}`; logs in {}",
-        args.experiment.experiment,
+        "follow it with `geosr status {}{control}`; logs in {}",
+        experiment.experiment,
         slurm::slurm_dir(&results, &exp.name).join("logs").display()
     );
     Ok(())

@@ -39,6 +39,10 @@ pub struct ExperimentFile {
     pub variants: Vec<VariantSpec>,
     #[serde(default)]
     pub sweep: SweepSpec,
+    /// The whole experiment again with a few keys changed, to test whether its claims
+    /// depend on them.
+    #[serde(default)]
+    pub controls: Vec<ControlSpec>,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -58,6 +62,23 @@ pub struct VariantSpec {
     pub marks: Vec<String>,
     /// Overrides, as dotted keys or nested tables.
     #[serde(default)]
+    pub set: toml::Table,
+}
+
+/// A control (`[[controls]]`): every run of the experiment with `set` on top, as
+/// `--set` would do, under a name. `--control NAME` trains or shows it, and
+/// `table --controls` puts every control's claims beside the experiment's own, which
+/// is how a reader sees which claims hold only because of a setting (an auxiliary
+/// loss, a built-in train/evaluation shift).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSpec {
+    /// E.g. "no-grounding"; letters, digits, '-', '_' or '.'.
+    pub name: String,
+    /// What the control takes away, and why it matters.
+    #[serde(default)]
+    pub about: String,
+    /// The keys it changes, as dotted keys or nested tables.
     pub set: toml::Table,
 }
 
@@ -300,7 +321,50 @@ impl Experiment {
                 return Err(self.err(format!("sweep key `{key}` appears in more than one sweep axis")));
             }
         }
+        self.check_controls()?;
         self.check_claims()
+    }
+
+    /// Each control has a distinct name that can stand in a command line and sets at
+    /// least one key, which is neither a sweep axis nor the seed (see `check_overrides`).
+    fn check_controls(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for c in &self.file.controls {
+            if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+                return Err(self.err(format!("control name `{}`: expected letters, digits, '-', '_' or '.'", c.name)));
+            }
+            if !names.insert(&c.name) {
+                return Err(self.err(format!("control `{}` appears twice", c.name)));
+            }
+            if c.set.is_empty() {
+                return Err(self.err(format!("control `{}`: `set` is empty; expected the keys the control changes", c.name)));
+            }
+            self.check_overrides(std::iter::once(&self.control_layer(&c.name)?))?;
+        }
+        Ok(())
+    }
+
+    /// The names of the experiment's controls, in file order.
+    pub fn control_names(&self) -> Vec<&str> {
+        self.file.controls.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The control called `name`, or an error that lists the controls there are.
+    pub fn control(&self, name: &str) -> Result<&ControlSpec, ConfigError> {
+        self.file.controls.iter().find(|c| c.name == name).ok_or_else(|| {
+            let names = self.control_names();
+            if names.is_empty() {
+                self.err(format!("no control `{name}`: this experiment has no [[controls]]"))
+            } else {
+                self.err(format!("no control `{name}`; expected one of {names:?}"))
+            }
+        })
+    }
+
+    /// The override layer the control called `name` adds to every run.
+    pub fn control_layer(&self, name: &str) -> Result<Layer, ConfigError> {
+        let c = self.control(name)?;
+        Layer::table(&format!("{} [controls: {}]", self.path.display(), c.name), &c.set)
     }
 
     /// Each claim must parse as `row > row` (or `<`) and name rows the experiment has.

@@ -145,7 +145,12 @@ pub fn submit(
     // Slurm fails a task whose log folder is missing (JobLaunchFailure).
     std::fs::create_dir_all(&log_dir).map_err(|source| StoreError::Io { path: log_dir.clone(), source })?;
     let stamp = crate::runs::manifest::now_rfc3339();
-    let script_path = dir.join(format!("sweep-{}.sbatch", stamp.replace([':', '-'], "")));
+    // Stamps have whole seconds; `sweep --controls` submits one array per control at once.
+    let base = format!("sweep-{}", stamp.replace([':', '-'], ""));
+    let script_path = std::iter::once(dir.join(format!("{base}.sbatch")))
+        .chain((2..).map(|n| dir.join(format!("{base}-{n}.sbatch"))))
+        .find(|p| !p.exists())
+        .expect("an unused script name");
     write_atomic(&script_path, script(plan, indices, cmd, workdir, &log_dir, opts).as_bytes())?;
     let out = match run("sbatch", &["--parsable", &script_path.display().to_string()]) {
         Ok(out) => out,

@@ -1,6 +1,7 @@
 //! Reports: the paper's reference numbers, tables, plots and run-to-run diffs.
 
 pub mod claims;
+pub mod controls;
 pub mod diff;
 pub mod html;
 pub mod paper;
