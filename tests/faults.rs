@@ -251,6 +251,28 @@ fn runs_the_plan_misses_alike_share_one_note() {
     assert!(alike && single, "{notes:?}");
 }
 
+/// A stray run that is one of the experiment's controls (or, under `--control`, the
+/// file as written) is named as such, with the flag that shows it, not as a `--set`.
+#[test]
+fn runs_of_another_control_are_named_by_their_control() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &format!("{}\n[[controls]]\nname = \"faster\"\nset = {{ \"train.lr\" = 0.01 }}\n", *TINY));
+    geosr(&p).args(["run", "tiny"]).assert().success();
+    geosr(&p).args(["run", "tiny", "--control", "faster"]).assert().success();
+    geosr(&p).args(["run", "tiny", "--set", "train.lr=0.02"]).assert().success();
+    let notes = |args: &[&str]| -> Vec<String> {
+        let out = geosr(&p).args(args).assert().success().get_output().stderr.clone();
+        String::from_utf8(out).unwrap().lines().filter(|l| l.starts_with("note:")).map(String::from).collect()
+    };
+    let plain = notes(&["table", "tiny"]);
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    assert!(plain.iter().any(|n| n.contains("belongs to control `faster`; add --control faster to show it")), "{plain:?}");
+    assert!(plain.iter().any(|n| n.contains("add --set train.lr=0.02 to show it")), "{plain:?}");
+    let control = notes(&["table", "tiny", "--control", "faster"]);
+    assert!(control.iter().any(|n| n.contains("belongs to the experiment as written; drop --control to show it")), "{control:?}");
+    assert!(!control.iter().any(|n| n.contains("train.lr = 0.001")), "{control:?}");
+}
+
 /// Rewrites a stored run's manifest as if another build of geosr had trained it.
 fn pretend_other_build(run: &Path) {
     let mut m = manifest(run);

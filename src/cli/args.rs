@@ -48,7 +48,9 @@ pub struct ExperimentArgs {
 pub struct Loaded {
     pub exp: Experiment,
     pub env: Vec<Layer>,
+    /// The `--control` layer first (when one is named), then the `--set` ones.
     pub sets: Vec<Layer>,
+    pub control: Option<String>,
 }
 
 impl ExperimentArgs {
@@ -67,7 +69,7 @@ impl ExperimentArgs {
         for warning in exp.override_warnings(&env, &sets) {
             eprintln!("warning: {warning}");
         }
-        Ok(Loaded { exp, env, sets })
+        Ok(Loaded { exp, env, sets, control: self.control.clone() })
     }
 }
 
@@ -93,6 +95,28 @@ impl ExperimentArgs {
 impl Loaded {
     pub fn plan(&self) -> Result<Vec<RunSpec>, ConfigError> {
         self.exp.plan(&self.env, &self.sets)
+    }
+
+    /// The experiment's other plans under the same overrides: the file as written (when
+    /// a control is shown) and each control not shown, for notes that say which one a
+    /// stray run belongs to. A control that these overrides make invalid is left out.
+    pub fn elsewhere(&self) -> Vec<geosr::report::stray::Elsewhere> {
+        use geosr::report::stray::Elsewhere;
+        let sets = if self.control.is_some() { &self.sets[1..] } else { &self.sets[..] };
+        let ids = |extra: Option<Layer>| -> Option<std::collections::HashSet<String>> {
+            let layers: Vec<Layer> = extra.into_iter().chain(sets.iter().cloned()).collect();
+            let plan = self.exp.plan(&self.env, &layers).ok()?;
+            Some(plan.into_iter().flat_map(|s| [s.id, s.legacy_id]).collect())
+        };
+        let mut out = Vec::new();
+        if self.control.is_some() {
+            out.extend(ids(None).map(|ids| Elsewhere { what: "the experiment as written".into(), how: "drop --control".into(), ids }));
+        }
+        for name in self.exp.control_names().into_iter().filter(|n| self.control.as_deref() != Some(*n)) {
+            let layer = self.exp.control_layer(name).ok();
+            out.extend(ids(layer).map(|ids| Elsewhere { what: format!("control `{name}`"), how: format!("add --control {name}"), ids }));
+        }
+        out
     }
 }
 

@@ -127,7 +127,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let Some(every) = args.watch else {
         let (text, _) = status_text(&loaded.exp.name, &args.experiment.experiment, &plan)?;
         print!("{text}");
-        stray_notes(&loaded.exp, &plan);
+        stray_notes(&loaded, &plan);
         return Ok(ExitCode::SUCCESS);
     };
     let clear = std::io::stdout().is_terminal();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use geosr::config::{Experiment, RunSpec};
+use geosr::config::RunSpec;
 use geosr::report::table::Format;
 use geosr::report::{claims, plot};
 
@@ -74,7 +74,7 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     if !text {
         table.notes.iter().for_each(|n| eprintln!("{n}"));
     }
-    stray_notes(exp, &plan);
+    stray_notes(&loaded, &plan);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -100,7 +100,9 @@ fn controls_table(args: &TableArgs) -> Result<ExitCode> {
     }
     let exp = exp.expect("with_each_control gives the experiment itself");
     print!("{}", geosr::report::controls::render(&exp.file.title, &conditions, markdown));
-    stray_notes(&exp, &every_plan);
+    for line in geosr::report::stray::unplanned_runs(&exp, &every_plan, &[], 10) {
+        eprintln!("note: {line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -141,7 +143,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     }
     let figure = plot::figure(&loaded.exp, &plan);
     if figure.is_err() {
-        stray_notes(&loaded.exp, &plan);
+        stray_notes(&loaded, &plan);
     }
     for path in plot::write(&figure?, &dir, &output_name(&loaded))? {
         println!("wrote {}", path.display());
@@ -167,7 +169,7 @@ fn write_report(loaded: &Loaded, plan: &[RunSpec]) -> Result<PathBuf> {
 pub fn report(args: ExperimentArgs) -> Result<ExitCode> {
     let loaded = args.load()?;
     let plan = loaded.plan()?;
-    stray_notes(&loaded.exp, &plan);
+    stray_notes(&loaded, &plan);
     println!("wrote {}", write_report(&loaded, &plan)?.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -182,9 +184,10 @@ pub fn score(args: ScoreArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reports the finished runs of the experiment that this plan leaves out, on stderr.
-pub fn stray_notes(exp: &Experiment, plan: &[RunSpec]) {
-    for line in geosr::report::stray::unplanned_runs(exp, plan, 10) {
+/// Reports the finished runs of the experiment that this plan leaves out, on stderr,
+/// naming the control (or the file as written) a stray run belongs to.
+pub fn stray_notes(loaded: &Loaded, plan: &[RunSpec]) {
+    for line in geosr::report::stray::unplanned_runs(&loaded.exp, plan, &loaded.elsewhere(), 10) {
         eprintln!("note: {line}");
     }
 }
@@ -230,7 +233,7 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec]) -> Result<()> {
     let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
     let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", claims::render(&verdicts)) };
     println!("\n{}{claims}", table.render(Format::Term));
-    stray_notes(exp, plan);
+    stray_notes(loaded, plan);
     let name = output_name(loaded);
     let results = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
     let build_info = geosr::runs::manifest::Build::current();

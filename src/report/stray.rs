@@ -8,12 +8,23 @@ use std::path::PathBuf;
 use crate::config::layers::{flatten, value_to_string, Layer};
 use crate::config::{Experiment, RunSpec};
 
+/// Another plan of the experiment that stored runs may belong to: one of its
+/// `[[controls]]`, or the file as written while a control is shown.
+pub struct Elsewhere {
+    /// E.g. "control `no-shift`".
+    pub what: String,
+    /// E.g. "add --control no-shift".
+    pub how: String,
+    pub ids: HashSet<String>,
+}
+
 /// The stored runs of `exp` outside `plan`, one line per way they differ from it:
-/// the keys in which a run's config differs from the planned run of the same label
-/// and seed (or label), and the `--set` flags that would bring it in. Runs that
-/// differ alike (a whole table trained with another `--set`) share one line with
-/// their count, rows and seeds; at most `limit` lines and a count of the rest.
-pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<String> {
+/// the plan in `elsewhere` they belong to, or else the keys in which a run's config
+/// differs from the planned run of the same label and seed (or label) and the `--set`
+/// flags that would bring it in. Runs that differ alike (a whole table trained with
+/// another `--set`) share one line with their count, rows and seeds; at most `limit`
+/// lines and a count of the rest.
+pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], elsewhere: &[Elsewhere], limit: usize) -> Vec<String> {
     let Some(first) = plan.first() else { return Vec::new() };
     let folder = PathBuf::from(&first.resolved.config.output.results_dir).join("runs").join(&exp.name);
     let planned: HashSet<&str> = plan.iter().flat_map(|s| [s.id.as_str(), s.legacy_id.as_str()]).collect();
@@ -40,10 +51,14 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], limit: usize) -> Vec<S
             .iter()
             .find(|s| s.label == label && Some(s.seed) == seed)
             .or_else(|| plan.iter().find(|s| s.label == label));
-        let differs = match (twin, stored_config(&dir)) {
-            (Some(spec), Some(stored)) => describe(spec, &stored),
-            (None, _) => Differs::Note(format!("no row `{label}` in this experiment now")),
-            (_, None) => Differs::Note("its config.toml cannot be read".into()),
+        let differs = if let Some(e) = elsewhere.iter().find(|e| e.ids.contains(id)) {
+            Differs::Elsewhere { what: e.what.clone(), how: e.how.clone() }
+        } else {
+            match (twin, stored_config(&dir)) {
+                (Some(spec), Some(stored)) => describe(spec, &stored),
+                (None, _) => Differs::Note(format!("no row `{label}` in this experiment now")),
+                (_, None) => Differs::Note("its config.toml cannot be read".into()),
+            }
         };
         let key = differs.text(false);
         let at = match groups.iter().position(|(k, _)| *k == key) {
@@ -102,6 +117,8 @@ enum Differs {
     Keys(Vec<(String, String, String)>),
     Same,
     Note(String),
+    /// The runs of another plan of the experiment, and how to show them.
+    Elsewhere { what: String, how: String },
 }
 
 impl Differs {
@@ -112,6 +129,10 @@ impl Differs {
             Differs::Keys(keys) => keys,
             Differs::Same => return "same settings, another generator version or id rule".into(),
             Differs::Note(note) => return note.clone(),
+            Differs::Elsewhere { what, how } => {
+                let (belong, them) = if plural { ("they belong", "them") } else { ("it belongs", "it") };
+                return format!("{belong} to {what}; {how} to show {them}");
+            }
         };
         let shown: Vec<String> = keys.iter().take(4).map(|(k, v, p)| format!("{k} = {v} where the plan has {p}")).collect();
         let flags: Vec<String> = keys.iter().map(|(k, v, _)| format!("--set {k}={v}")).collect();
