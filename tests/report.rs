@@ -272,6 +272,15 @@ fn controls_put_each_claim_beside_the_files_own() {
     let row_a = stdout.lines().find(|l| l.starts_with("| a Ours")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(row_a.contains("| 80.0 ± 0.0") && row_a.contains("| 50.0 ± 0.0"), "{row_a}");
     assert!(!stderr.contains("not in this plan"), "{stderr}");
+    // The report page sets them side by side too; under --control it shows that one only.
+    common::geosr_in(p.path()).args(["report", "t"]).assert().success();
+    let html = std::fs::read_to_string(p.path().join("results/reports/t.html")).unwrap();
+    let at = html.find("<h2 id=\"controls\">").unwrap_or_else(|| panic!("{html}"));
+    let claim_row = html[at..].lines().find(|l| l.starts_with("<tr><th>a &gt; b</th>")).unwrap_or_else(|| panic!("{html}"));
+    assert!(claim_row.contains("<td>+30.0 [") && claim_row.contains("] held</td>") && claim_row.contains("] did not hold</td>"), "{claim_row}");
+    common::geosr_in(p.path()).args(["report", "t", "--control", "slow"]).assert().success();
+    let html = std::fs::read_to_string(p.path().join("results/reports/t+train.lr=0.00001.html")).unwrap();
+    assert!(!html.contains("id=\"controls\""));
     // A file without controls refuses the flag, naming the file.
     p.write("experiments/plain.toml", EXP);
     let out = common::geosr_in(p.path()).args(["table", "plain", "--controls"]).output().unwrap();

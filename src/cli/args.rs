@@ -79,17 +79,22 @@ impl ExperimentArgs {
     /// flag would silently do nothing more.
     pub fn with_each_control(&self) -> Result<Vec<ExperimentArgs>> {
         let exp = Experiment::load(&self.experiment)?;
-        if exp.file.controls.is_empty() {
-            return Err(ConfigError::Experiment {
-                path: exp.path.clone(),
-                message: "--controls: this experiment has no [[controls]]; add one (name, about, set) or drop the flag".into(),
-            }
-            .into());
-        }
+        no_controls(&exp)?;
         let base = ExperimentArgs { control: None, ..self.clone() };
         let each = exp.control_names().into_iter().map(|name| ExperimentArgs { control: Some(name.to_string()), ..self.clone() });
         Ok(std::iter::once(base).chain(each).collect())
     }
+}
+
+/// `--controls` on a file without controls, where the flag would silently do nothing.
+pub fn no_controls(exp: &Experiment) -> Result<(), ConfigError> {
+    if exp.file.controls.is_empty() {
+        return Err(ConfigError::Experiment {
+            path: exp.path.clone(),
+            message: "--controls: this experiment has no [[controls]]; add one (name, about, set) or drop the flag".into(),
+        });
+    }
+    Ok(())
 }
 
 impl Loaded {
@@ -97,26 +102,53 @@ impl Loaded {
         self.exp.plan(&self.env, &self.sets)
     }
 
-    /// The experiment's other plans under the same overrides: the file as written (when
-    /// a control is shown) and each control not shown, for notes that say which one a
-    /// stray run belongs to. A control that these overrides make invalid is left out.
-    pub fn elsewhere(&self) -> Vec<geosr::report::stray::Elsewhere> {
-        use geosr::report::stray::Elsewhere;
+    /// The experiment's other plans under the same overrides: the file as written
+    /// (`None`, when a control is shown), then each control not shown.
+    pub fn other_plans(&self) -> Vec<(Option<String>, Result<Vec<RunSpec>, ConfigError>)> {
         let sets = if self.control.is_some() { &self.sets[1..] } else { &self.sets[..] };
-        let ids = |extra: Option<Layer>| -> Option<std::collections::HashSet<String>> {
+        let plan = |extra: Option<Layer>| {
             let layers: Vec<Layer> = extra.into_iter().chain(sets.iter().cloned()).collect();
-            let plan = self.exp.plan(&self.env, &layers).ok()?;
-            Some(plan.into_iter().flat_map(|s| [s.id, s.legacy_id]).collect())
+            self.exp.plan(&self.env, &layers)
         };
         let mut out = Vec::new();
         if self.control.is_some() {
-            out.extend(ids(None).map(|ids| Elsewhere { what: "the experiment as written".into(), how: "drop --control".into(), ids }));
+            out.push((None, plan(None)));
         }
         for name in self.exp.control_names().into_iter().filter(|n| self.control.as_deref() != Some(*n)) {
-            let layer = self.exp.control_layer(name).ok();
-            out.extend(ids(layer).map(|ids| Elsewhere { what: format!("control `{name}`"), how: format!("add --control {name}"), ids }));
+            out.push((Some(name.to_string()), self.exp.control_layer(name).and_then(|layer| plan(Some(layer)))));
         }
         out
+    }
+
+    /// [`Self::other_plans`] as the notes on stray runs use them; a control that these
+    /// overrides make invalid is left out.
+    pub fn elsewhere(&self) -> Vec<geosr::report::stray::Elsewhere> {
+        use geosr::report::stray::Elsewhere;
+        let ids = |plan: Vec<RunSpec>| plan.into_iter().flat_map(|s| [s.id, s.legacy_id]).collect();
+        self.other_plans()
+            .into_iter()
+            .filter_map(|(control, plan)| {
+                let ids = ids(plan.ok()?);
+                Some(match control {
+                    None => Elsewhere { what: "the experiment as written".into(), how: "drop --control".into(), ids },
+                    Some(name) => Elsewhere { what: format!("control `{name}`"), how: format!("add --control {name}"), ids },
+                })
+            })
+            .collect()
+    }
+
+    /// The file as written (this plan) and each of its controls, for the side-by-side
+    /// view of their claims; empty when the file has no controls or a control is shown.
+    pub fn conditions(&self, plan: &[RunSpec], reference: bool) -> Result<Vec<geosr::report::controls::Condition>> {
+        use geosr::report::controls::Condition;
+        if self.control.is_some() || self.exp.file.controls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = vec![Condition::new(&self.exp, None, plan, reference)?];
+        for (control, other) in self.other_plans() {
+            out.push(Condition::new(&self.exp, control.as_deref(), &other?, reference)?);
+        }
+        Ok(out)
     }
 }
 

@@ -87,22 +87,12 @@ fn controls_table(args: &TableArgs) -> Result<ExitCode> {
             return Err(Usage(format!("--controls: --format {other:?} is not available; expected term or md").to_lowercase()).into());
         }
     };
-    let mut conditions = Vec::new();
-    // Runs of one control are not strays of another: strays are runs no condition plans.
-    let mut every_plan = Vec::new();
-    let mut exp = None;
-    for experiment in args.experiment.with_each_control()? {
-        let loaded = experiment.load()?;
-        let plan = loaded.plan()?;
-        conditions.push(geosr::report::controls::Condition::new(&loaded.exp, experiment.control.as_deref(), &plan, args.reference)?);
-        every_plan.extend(plan);
-        exp = Some(loaded.exp);
-    }
-    let exp = exp.expect("with_each_control gives the experiment itself");
-    print!("{}", geosr::report::controls::render(&exp.file.title, &conditions, markdown));
-    for line in geosr::report::stray::unplanned_runs(&exp, &every_plan, &[], 10) {
-        eprintln!("note: {line}");
-    }
+    let loaded = ExperimentArgs { control: None, ..args.experiment.clone() }.load()?;
+    super::args::no_controls(&loaded.exp)?;
+    let plan = loaded.plan()?;
+    let conditions = loaded.conditions(&plan, args.reference)?;
+    print!("{}", geosr::report::controls::render(&loaded.exp.file.title, &conditions, markdown));
+    stray_notes(&loaded, &plan);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -160,7 +150,8 @@ fn write_report(loaded: &Loaded, plan: &[RunSpec]) -> Result<PathBuf> {
         build: geosr::runs::manifest::Build::current().short(),
         overrides: loaded.env.iter().chain(&loaded.sets).map(|l| l.name.clone()).collect(),
     };
-    let html = geosr::report::html::page(exp, plan, &verdicts, &meta)?;
+    let controls = loaded.conditions(plan, true)?;
+    let html = geosr::report::html::page(exp, plan, &verdicts, &controls, &meta)?;
     let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", output_name(loaded)));
     geosr::runs::write_atomic(&path, html.as_bytes())?;
     Ok(path)

@@ -7,6 +7,7 @@ use crate::config::{Experiment, RunSpec};
 use crate::runs::StoreError;
 
 use super::claims::Verdict;
+use super::controls::{Condition, Grid, CLAIMS_LEGEND};
 use super::plot::{self, Figure, ImageFormat};
 use super::table::{self, Format};
 
@@ -47,8 +48,9 @@ pub struct PageMeta {
     pub overrides: Vec<String>,
 }
 
-/// The report page of `exp` from the stored runs of `plan`.
-pub fn page(exp: &Experiment, plan: &[RunSpec], verdicts: &[Verdict], meta: &PageMeta) -> Result<String, StoreError> {
+/// The report page of `exp` from the stored runs of `plan`; with `controls` (the file as
+/// written, then each of its controls) it also sets their claims side by side.
+pub fn page(exp: &Experiment, plan: &[RunSpec], verdicts: &[Verdict], controls: &[Condition], meta: &PageMeta) -> Result<String, StoreError> {
     let table = table::build(exp, plan, true)?;
     let mut out = String::new();
     out.push_str(&format!(
@@ -100,6 +102,28 @@ pub fn page(exp: &Experiment, plan: &[RunSpec], verdicts: &[Verdict], meta: &Pag
             "</tbody>\n</table>\n<p class=\"note\">A claim holds when the difference is positive and its 95% CI \
              (bootstrap over seeds and questions) excludes 0.</p>\n",
         );
+    }
+
+    if !controls.is_empty() {
+        out.push_str("<h2 id=\"controls\">Claims under the controls</h2>\n<ul>\n");
+        for c in controls {
+            let set = if c.set.is_empty() { String::new() } else { format!(" (<code>{}</code>)", escape(&c.set.join(", "))) };
+            out.push_str(&format!("<li><b>{}</b>{set}: {}</li>\n", escape(c.name()), escape(&c.about)));
+        }
+        out.push_str("</ul>\n");
+        let grid = Grid::new(controls);
+        for (first, rows, note) in [("row", &grid.avg, "Avg., mean ± std over seeds."), ("claim", &grid.claims, CLAIMS_LEGEND)] {
+            if rows.is_empty() {
+                continue;
+            }
+            let head: String = std::iter::once(first).chain(grid.header[1..].iter().map(String::as_str)).map(|h| format!("<th>{}</th>", escape(h))).collect();
+            out.push_str(&format!("<table class=\"claims\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n"));
+            for row in rows {
+                let cells: String = row[1..].iter().map(|c| format!("<td>{}</td>", escape(c))).collect();
+                out.push_str(&format!("<tr><th>{}</th>{cells}</tr>\n", escape(&row[0])));
+            }
+            out.push_str(&format!("</tbody>\n</table>\n<p class=\"note\">{}</p>\n", escape(note)));
+        }
     }
 
     out.push_str("<h2 id=\"figure\">Figure</h2>\n");
