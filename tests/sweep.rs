@@ -124,6 +124,11 @@ fn a_sweep_with_controls_trains_every_control_once() {
     // (A key every row reads: a run the control does not change would be shared.)
     assert_eq!(lrs.iter().filter(|g| *g == "0.002").count(), 2, "{lrs:?}");
     geosr(&p).args(["status", "tiny", "--control", "faster"]).assert().success().stdout(predicate::str::contains("2 done"));
+    geosr(&p)
+        .args(["status", "tiny", "--controls"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 runs: 2 done").count(2).and(predicate::str::contains("\n# control `faster`\n")));
     geosr(&p).args(["sweep", "tiny", "--controls"]).assert().success().stdout(predicate::str::contains("0 to run").count(2));
 }
 

@@ -118,21 +118,49 @@ pub struct StatusArgs {
     /// Redraw every SECS seconds (default 5) until no run is running or queued.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "5")]
     watch: Option<u64>,
+    /// The file's runs, then each of its [[controls]]' runs.
+    #[arg(long, conflicts_with = "control")]
+    controls: bool,
 }
 
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     use std::io::IsTerminal;
     let loaded = args.experiment.load()?;
     let plan = loaded.plan()?;
+    // (control, plan) per condition shown.
+    let mut shown = vec![(args.experiment.control.clone(), plan.clone())];
+    if args.controls {
+        args::no_controls(&loaded.exp)?;
+        for (control, other) in loaded.other_plans() {
+            shown.push((control, other?));
+        }
+    }
+    let text = || -> Result<(String, bool)> {
+        let mut out = String::new();
+        let mut busy = false;
+        for (control, plan) in &shown {
+            // What a hint in the text tells the user to type: the same overrides.
+            let mut command = args.experiment.experiment.clone();
+            args.experiment.overrides.set.iter().for_each(|s| command.push_str(&format!(" --set {s}")));
+            args.experiment.grid.iter().for_each(|g| command.push_str(&format!(" --grid {g}")));
+            control.iter().for_each(|c| command.push_str(&format!(" --control {c}")));
+            let (text, b) = status_text(&loaded.exp.name, &command, plan)?;
+            if args.controls {
+                out.push_str(&control.as_ref().map(|c| format!("\n# control `{c}`\n")).unwrap_or_default());
+            }
+            out.push_str(&text);
+            busy |= b;
+        }
+        Ok((out, busy))
+    };
     let Some(every) = args.watch else {
-        let (text, _) = status_text(&loaded.exp.name, &args.experiment.experiment, &plan)?;
-        print!("{text}");
+        print!("{}", text()?.0);
         stray_notes(&loaded, &plan);
         return Ok(ExitCode::SUCCESS);
     };
     let clear = std::io::stdout().is_terminal();
     loop {
-        let (text, busy) = status_text(&loaded.exp.name, &args.experiment.experiment, &plan)?;
+        let (text, busy) = text()?;
         if clear {
             // Clear the screen and go home, so the table redraws in place.
             print!("\x1b[2J\x1b[H");
