@@ -130,6 +130,11 @@ fn a_sweep_with_controls_trains_every_control_once() {
         .success()
         .stdout(predicate::str::contains("2 runs: 2 done").count(2).and(predicate::str::contains("\n# control `faster`\n")));
     geosr(&p).args(["sweep", "tiny", "--controls"]).assert().success().stdout(predicate::str::contains("0 to run").count(2));
+    // `reproduce --controls` trains nothing more and writes the side-by-side view.
+    geosr(&p).args(["reproduce", "tiny", "--controls"]).assert().success().stdout(predicate::str::contains("0 to run").count(2));
+    let view = std::fs::read_to_string(p.path().join("results/tables/tiny-controls.md")).unwrap();
+    assert!(view.lines().any(|l| l.starts_with("| row") && l.contains("| as written") && l.contains("| faster")), "{view}");
+    assert_eq!(view.lines().filter(|l| (l.starts_with("| a ") || l.starts_with("| e ")) && !l.contains('–')).count(), 2, "{view}");
 }
 
 #[test]

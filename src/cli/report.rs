@@ -218,7 +218,9 @@ fn output_name(loaded: &Loaded) -> String {
 /// The table, the claims and the figure of a plan: printed, and written under
 /// `results/tables/` and `results/plots/` with a JSON record of the build, the
 /// overrides and the run ids behind every row.
-pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec]) -> Result<()> {
+/// With `controls`, also the claims of every control beside the file's, to
+/// `EXPERIMENT-controls.md`.
+pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Result<()> {
     let exp = &loaded.exp;
     let table = geosr::report::table::build(exp, plan, true)?;
     let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
@@ -271,6 +273,13 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec]) -> Result<()> {
     {
         Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
         Err(e) => eprintln!("warning: no plot: {e}"),
+    }
+    if controls {
+        let view = geosr::report::controls::render(&exp.file.title, &loaded.conditions(plan, true)?, true);
+        println!("\n{view}");
+        let path = results.join(format!("{name}-controls.md"));
+        geosr::runs::write_atomic(&path, format!("{view}\n{footer}\n").as_bytes())?;
+        println!("wrote {}", path.display());
     }
     println!("wrote {}", write_report(loaded, plan)?.display());
     Ok(())

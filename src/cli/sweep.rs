@@ -67,6 +67,10 @@ pub struct ReproduceArgs {
     /// Train again the finished runs that other code (another build of geosr) trained.
     #[arg(long)]
     rerun_stale: bool,
+    /// Each of the experiment's [[controls]] too, and their claims beside the file's in
+    /// results/tables/EXPERIMENT-controls.md.
+    #[arg(long, conflicts_with = "control")]
+    controls: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -119,17 +123,28 @@ fn sweep_one(args: &SweepArgs, experiment: &ExperimentArgs) -> Result<usize> {
 
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     args.target.check()?;
-    let (loaded, plan, todo) = prepare(&args.experiment, args.rerun_stale)?;
-    let local = Local {
-        experiment: &args.experiment,
-        target: &args.target,
-        jobs: args.jobs,
-        fail_fast: false,
-        rerun_stale: args.rerun_stale,
-        progress_every: 60,
-    };
-    let failed = local.run(&loaded.exp, &plan, &todo)?;
-    report::write_outputs(&loaded, &plan)?;
+    let conditions = if args.controls { args.experiment.with_each_control()? } else { vec![args.experiment.clone()] };
+    let mut failed = 0;
+    let mut outputs = None;
+    for experiment in &conditions {
+        if let Some(name) = &experiment.control {
+            println!("\n# control `{name}`");
+        }
+        let (loaded, plan, todo) = prepare(experiment, args.rerun_stale)?;
+        let local = Local {
+            experiment,
+            target: &args.target,
+            jobs: args.jobs,
+            fail_fast: false,
+            rerun_stale: args.rerun_stale,
+            progress_every: 60,
+        };
+        failed += local.run(&loaded.exp, &plan, &todo)?;
+        // The file's own outputs (the first condition); the controls' enter through its view.
+        outputs.get_or_insert((loaded, plan));
+    }
+    let (loaded, plan) = outputs.expect("at least the experiment itself");
+    report::write_outputs(&loaded, &plan, args.controls)?;
     Ok(exit::failed_runs(failed))
 }
 
