@@ -74,10 +74,13 @@ impl ExperimentArgs {
 }
 
 impl ExperimentArgs {
-    /// These arguments for the experiment itself, then once for each of its
-    /// [[controls]] (`--controls`); refused for a file without controls, where the
-    /// flag would silently do nothing more.
-    pub fn with_each_control(&self) -> Result<Vec<ExperimentArgs>> {
+    /// These arguments as given; with `all` (`--controls`), for the experiment itself and
+    /// then once for each of its [[controls]], refused for a file without controls, where
+    /// the flag would silently do nothing more.
+    pub fn conditions(&self, all: bool) -> Result<Vec<ExperimentArgs>> {
+        if !all {
+            return Ok(vec![self.clone()]);
+        }
         let exp = Experiment::load(&self.experiment)?;
         no_controls(&exp)?;
         let base = ExperimentArgs { control: None, ..self.clone() };

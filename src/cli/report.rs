@@ -142,16 +142,16 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
 }
 
 /// Writes the experiment's report page under `<results>/reports/`; returns its path.
-fn write_report(loaded: &Loaded, plan: &[RunSpec]) -> Result<PathBuf> {
+/// `verdicts` are the plan's claims and `controls` its conditions ([`Loaded::conditions`]),
+/// passed in because each costs a bootstrap that the caller has often drawn already.
+fn write_report(loaded: &Loaded, plan: &[RunSpec], verdicts: &[claims::Verdict], controls: &[geosr::report::controls::Condition]) -> Result<PathBuf> {
     let exp = &loaded.exp;
-    let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
     let meta = geosr::report::html::PageMeta {
         written: geosr::runs::manifest::now_rfc3339(),
         build: geosr::runs::manifest::Build::current().short(),
         overrides: loaded.env.iter().chain(&loaded.sets).map(|l| l.name.clone()).collect(),
     };
-    let controls = loaded.conditions(plan, true)?;
-    let html = geosr::report::html::page(exp, plan, &verdicts, &controls, &meta)?;
+    let html = geosr::report::html::page(exp, plan, verdicts, controls, &meta)?;
     let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", output_name(loaded)));
     geosr::runs::write_atomic(&path, html.as_bytes())?;
     Ok(path)
@@ -161,7 +161,9 @@ pub fn report(args: ExperimentArgs) -> Result<ExitCode> {
     let loaded = args.load()?;
     let plan = loaded.plan()?;
     stray_notes(&loaded, &plan);
-    println!("wrote {}", write_report(&loaded, &plan)?.display());
+    let verdicts = claims::check(&loaded.exp.file.claims, &plan, 2000)?;
+    let conditions = loaded.conditions(&plan, true)?;
+    println!("wrote {}", write_report(&loaded, &plan, &verdicts, &conditions)?.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -274,13 +276,16 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Resul
         Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
         Err(e) => eprintln!("warning: no plot: {e}"),
     }
+    // Both the controls' view and the report page show every condition's claims; one
+    // bootstrap per condition serves them both.
+    let conditions = loaded.conditions(plan, true)?;
     if controls {
-        let view = geosr::report::controls::render(&exp.file.title, &loaded.conditions(plan, true)?, true);
+        let view = geosr::report::controls::render(&exp.file.title, &conditions, true);
         println!("\n{view}");
         let path = results.join(format!("{name}-controls.md"));
         geosr::runs::write_atomic(&path, format!("{view}\n{footer}\n").as_bytes())?;
         println!("wrote {}", path.display());
     }
-    println!("wrote {}", write_report(loaded, plan)?.display());
+    println!("wrote {}", write_report(loaded, plan, &verdicts, &conditions)?.display());
     Ok(())
 }

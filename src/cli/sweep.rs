@@ -86,7 +86,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     if args.jobs == 0 {
         return Err(Usage("--jobs 0: expected at least 1 run at once".into()).into());
     }
-    let conditions = if args.controls { args.experiment.with_each_control()? } else { vec![args.experiment.clone()] };
+    let conditions = args.experiment.conditions(args.controls)?;
     let mut failed = 0;
     for experiment in &conditions {
         if let Some(name) = &experiment.control {
@@ -123,7 +123,7 @@ fn sweep_one(args: &SweepArgs, experiment: &ExperimentArgs) -> Result<usize> {
 
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     args.target.check()?;
-    let conditions = if args.controls { args.experiment.with_each_control()? } else { vec![args.experiment.clone()] };
+    let conditions = args.experiment.conditions(args.controls)?;
     let mut failed = 0;
     let mut outputs = None;
     for experiment in &conditions {
