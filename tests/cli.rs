@@ -357,10 +357,9 @@ fn every_shipped_experiment_plans() {
             let out = common::geosr_in(root).args(["plan", name, "--control", control]).output().unwrap();
             assert!(out.status.success(), "{name} --control {control}: {}", String::from_utf8_lossy(&out.stderr));
         }
-    }
-    // The paper's claim-bearing tables each name controls 1 and 2, so `--controls` reaches them all.
-    for name in ["table3", "table4", "table5", "table7"] {
-        let exp = geosr::config::Experiment::load(root.join("experiments").join(format!("{name}.toml")).to_str().unwrap()).unwrap();
-        assert_eq!(exp.control_names(), ["no-grounding", "no-shift"], "{name}");
+        // The paper's claim-bearing tables each name controls 1 and 2, so `--controls` reaches them all.
+        if ["table3", "table4", "table5", "table7"].contains(&name.as_str()) {
+            assert_eq!(exp.control_names(), ["no-grounding", "no-shift"], "{name}");
+        }
     }
 }
