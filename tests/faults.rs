@@ -271,6 +271,12 @@ fn runs_of_another_control_are_named_by_their_control() {
     let control = notes(&["table", "tiny", "--control", "faster"]);
     assert!(control.iter().any(|n| n.contains("belongs to the experiment as written; drop --control to show it")), "{control:?}");
     assert!(!control.iter().any(|n| n.contains("train.lr = 0.001")), "{control:?}");
+    // With every condition on screen, only the run outside them all is stray.
+    for command in ["table", "status"] {
+        let all = notes(&[command, "tiny", "--controls"]);
+        assert_eq!(all.len(), 1, "{command}: {all:?}");
+        assert!(all[0].contains("add --set train.lr=0.02 to show it"), "{command}: {all:?}");
+    }
 }
 
 /// Rewrites a stored run's manifest as if another build of geosr had trained it.

@@ -155,7 +155,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     };
     let Some(every) = args.watch else {
         print!("{}", text()?.0);
-        stray_notes(&loaded, &plan);
+        stray_notes(&loaded, &plan, args.controls);
         return Ok(ExitCode::SUCCESS);
     };
     let clear = std::io::stdout().is_terminal();

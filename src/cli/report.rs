@@ -74,7 +74,7 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     if !text {
         table.notes.iter().for_each(|n| eprintln!("{n}"));
     }
-    stray_notes(&loaded, &plan);
+    stray_notes(&loaded, &plan, false);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -92,7 +92,7 @@ fn controls_table(args: &TableArgs) -> Result<ExitCode> {
     let plan = loaded.plan()?;
     let conditions = loaded.conditions(&plan, args.reference)?;
     print!("{}", geosr::report::controls::render(&loaded.exp.file.title, &conditions, markdown));
-    stray_notes(&loaded, &plan);
+    stray_notes(&loaded, &plan, true);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -133,7 +133,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     }
     let figure = plot::figure(&loaded.exp, &plan);
     if figure.is_err() {
-        stray_notes(&loaded, &plan);
+        stray_notes(&loaded, &plan, false);
     }
     for path in plot::write(&figure?, &dir, &output_name(&loaded))? {
         println!("wrote {}", path.display());
@@ -160,9 +160,10 @@ fn write_report(loaded: &Loaded, plan: &[RunSpec], verdicts: &[claims::Verdict],
 pub fn report(args: ExperimentArgs) -> Result<ExitCode> {
     let loaded = args.load()?;
     let plan = loaded.plan()?;
-    stray_notes(&loaded, &plan);
     let verdicts = claims::check(&loaded.exp.file.claims, &plan, 2000)?;
     let conditions = loaded.conditions(&plan, true)?;
+    // The page shows every condition when there are any.
+    stray_notes(&loaded, &plan, !conditions.is_empty());
     println!("wrote {}", write_report(&loaded, &plan, &verdicts, &conditions)?.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -178,9 +179,19 @@ pub fn score(args: ScoreArgs) -> Result<ExitCode> {
 }
 
 /// Reports the finished runs of the experiment that this plan leaves out, on stderr,
-/// naming the control (or the file as written) a stray run belongs to.
-pub fn stray_notes(loaded: &Loaded, plan: &[RunSpec]) {
-    for line in geosr::report::stray::unplanned_runs(&loaded.exp, plan, &loaded.elsewhere(), 10) {
+/// naming the control (or the file as written) a stray run belongs to. With
+/// `all_shown` the file and each of its controls are on screen (`--controls`), so only
+/// runs outside them all are stray.
+pub fn stray_notes(loaded: &Loaded, plan: &[RunSpec], all_shown: bool) {
+    use geosr::report::stray::unplanned_runs;
+    let lines = if all_shown {
+        let mut shown = plan.to_vec();
+        shown.extend(loaded.other_plans().into_iter().filter_map(|(_, other)| other.ok()).flatten());
+        unplanned_runs(&loaded.exp, &shown, &[], 10)
+    } else {
+        unplanned_runs(&loaded.exp, plan, &loaded.elsewhere(), 10)
+    };
+    for line in lines {
         eprintln!("note: {line}");
     }
 }
@@ -228,7 +239,7 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Resul
     let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
     let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", claims::render(&verdicts)) };
     println!("\n{}{claims}", table.render(Format::Term));
-    stray_notes(loaded, plan);
+    stray_notes(loaded, plan, controls);
     let name = output_name(loaded);
     let results = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
     let build_info = geosr::runs::manifest::Build::current();
