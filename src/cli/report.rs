@@ -160,8 +160,8 @@ fn write_report(loaded: &Loaded, plan: &[RunSpec], verdicts: &[claims::Verdict],
 pub fn report(args: ExperimentArgs) -> Result<ExitCode> {
     let loaded = args.load()?;
     let plan = loaded.plan()?;
-    let verdicts = claims::check(&loaded.exp.file.claims, &plan, 2000)?;
     let conditions = loaded.conditions(&plan, true)?;
+    let (_, verdicts) = own_table(&loaded.exp, &plan, &conditions)?;
     // The page shows every condition when there are any.
     stray_notes(&loaded, &plan, !conditions.is_empty());
     println!("wrote {}", write_report(&loaded, &plan, &verdicts, &conditions)?.display());
@@ -176,6 +176,19 @@ pub fn score(args: ScoreArgs) -> Result<ExitCode> {
     let report = geosr::eval::score::score_file(bench, &args.predictions)?;
     print!("{}", report.render_markdown());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The table (with the paper's numbers) and claims of the file as written: the first
+/// of `conditions` where the file has controls, so its bootstrap is not drawn twice.
+fn own_table(
+    exp: &geosr::config::Experiment,
+    plan: &[RunSpec],
+    conditions: &[geosr::report::controls::Condition],
+) -> Result<(geosr::report::table::Table, Vec<claims::Verdict>)> {
+    Ok(match conditions.first() {
+        Some(own) => (own.table.clone(), own.verdicts.clone()),
+        None => (geosr::report::table::build(exp, plan, true)?, claims::check(&exp.file.claims, plan, 2000)?),
+    })
 }
 
 /// Reports the finished runs of the experiment that this plan leaves out, on stderr,
@@ -235,8 +248,10 @@ fn output_name(loaded: &Loaded) -> String {
 /// `EXPERIMENT-controls.md`.
 pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Result<()> {
     let exp = &loaded.exp;
-    let table = geosr::report::table::build(exp, plan, true)?;
-    let verdicts = claims::check(&exp.file.claims, plan, 2000)?;
+    // Both the controls' view and the report page show every condition's claims; one
+    // bootstrap per condition serves them and the file's own table.
+    let conditions = loaded.conditions(plan, true)?;
+    let (table, verdicts) = own_table(exp, plan, &conditions)?;
     let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", claims::render(&verdicts)) };
     println!("\n{}{claims}", table.render(Format::Term));
     stray_notes(loaded, plan, controls);
@@ -287,9 +302,6 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Resul
         Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
         Err(e) => eprintln!("warning: no plot: {e}"),
     }
-    // Both the controls' view and the report page show every condition's claims; one
-    // bootstrap per condition serves them both.
-    let conditions = loaded.conditions(plan, true)?;
     if controls {
         let view = geosr::report::controls::render(&exp.file.title, &conditions, true);
         println!("\n{view}");
