@@ -166,7 +166,9 @@ impl Layout {
             Figure::Learning(l) => 40 + 320 * l.panels.len() as u32,
             _ => PLOT_HEIGHT,
         };
-        Ok(Layout { width: (plot_width + legend_width).max(title_width), height, legend_width, groups })
+        // The title is the plot area's caption, centred over it; the legend takes the
+        // rest of the canvas, so it is the plot area that must hold the title.
+        Ok(Layout { width: plot_width.max(title_width) + legend_width, height, legend_width, groups })
     }
 }
 
@@ -219,5 +221,23 @@ mod tests {
     #[test]
     fn an_empty_font_database_gives_no_font() {
         assert!(sans_serif(&fontdb::Database::new()).is_none());
+    }
+
+    #[test]
+    fn a_long_title_widens_the_plot_area_not_only_the_canvas() {
+        if fonts().is_err() {
+            return; // no system font: nothing can be measured (render reports NoFont)
+        }
+        let title = "A title much longer than the default plot area is wide, as experiment titles often are";
+        let fig = Figure::Curves(curves::Curves {
+            title: title.into(),
+            x_desc: "x".into(),
+            y_desc: "y".into(),
+            lines: Vec::new(),
+            guess: Some(38.0),
+        });
+        let layout = Layout::of(&fig).unwrap();
+        let plot_area = layout.width - layout.legend_width;
+        assert!(plot_area >= text_width(title, 20).unwrap() + 40, "plot area {plot_area} px is narrower than the title");
     }
 }
