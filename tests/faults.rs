@@ -287,6 +287,26 @@ fn pretend_other_build(run: &Path) {
     std::fs::write(run.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
+/// A table whose runs trained on different backends or devices says which ran where
+/// (a GPU run's kernels sum in other orders than a CPU's, as two CPUs' do).
+#[test]
+fn a_table_names_the_backends_when_its_runs_mix_them() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &TINY.replace("[[variants]]\nlabel = \"a\"", "[[variants]]\nlabel = \"a\"\n[[variants]]\nlabel = \"b\"\nset = { \"model.mask.kind\" = \"none\" }"));
+    geosr(&p).args(["reproduce", "tiny"]).assert().success();
+    geosr(&p).args(["table", "tiny"]).assert().success().stdout(predicate::str::contains("backends or devices").not());
+    let runs = entries(&p, "tiny");
+    let b = runs.iter().find(|r| r.file_name().unwrap().to_string_lossy().starts_with("b-")).unwrap();
+    let mut m = manifest(b);
+    m["provenance"]["backend"] = "cuda".into();
+    m["provenance"]["device"] = "cuda:0".into();
+    std::fs::write(b.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let out = stdout(&p, &["table", "tiny"]);
+    assert!(out.contains("2 backends or devices"), "{out}");
+    assert!(out.contains("cuda on cuda:0: b seed 0"), "the GPU's row and seed are named: {out}");
+    assert!(out.contains("on cpu: a seed 0"), "the CPU's row and seed are named: {out}");
+}
+
 /// Run identity: tables show the code behind each row and warn when rows mix
 /// builds; `--rerun-stale` trains again what another build trained and keeps the
 /// old results; tables with overrides go to their own files with a record of the

@@ -206,6 +206,8 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
     // (seed, cost) per row: overheads pair each run with the first row's run of its seed.
     let mut costs: BTreeMap<String, Vec<(u64, Option<Cost>)>> = BTreeMap::new();
     let mut codes: BTreeMap<String, Vec<Code>> = BTreeMap::new();
+    // Where each finished run trained ("cuda on cuda:0", "libtorch on cpu"), per row and seed.
+    let mut platforms: BTreeMap<String, BTreeMap<String, Vec<u64>>> = BTreeMap::new();
     let mut finished: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
     let mut averages: BTreeMap<String, Average> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -240,6 +242,8 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
             };
             costs.entry(label.clone()).or_default().push((spec.seed, manifest.cost.clone()));
             codes.entry(label.clone()).or_default().push(code_of(&manifest));
+            let platform = format!("{} on {}", manifest.provenance.backend, manifest.provenance.device);
+            platforms.entry(platform).or_default().entry(label.clone()).or_default().push(spec.seed);
             finished.entry(label.clone()).or_default().push((spec.seed, spec.id.clone()));
             for r in rows.iter().filter(|r| !r.subtask.starts_with("avg_")) {
                 if !subtask_names.iter().any(|(k, _)| k == &r.subtask) {
@@ -343,6 +347,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
     }
     let baselines = baselines(&columns, &avg_keys, &evals);
     notes.extend(mixed_code_note(&rows));
+    notes.extend(mixed_platform_note(&platforms, &order));
     Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows, baselines, notes })
 }
 
@@ -363,6 +368,49 @@ fn mixed_code_note(rows: &[Row]) -> Option<String> {
             parts.join("; ")
         )
     })
+}
+
+/// A note when the table's finished runs trained on more than one backend or
+/// device: their kernels sum in other orders, so a row's runs differ as they
+/// would between CPUs, and a reader comparing rows should know which ran where.
+/// `platforms` maps "backend on device" to each row's seeds there; `order` is the
+/// rows' order in the table.
+fn mixed_platform_note(platforms: &BTreeMap<String, BTreeMap<String, Vec<u64>>>, order: &[String]) -> Option<String> {
+    (platforms.len() > 1).then(|| {
+        let parts: Vec<String> = platforms
+            .iter()
+            .map(|(platform, rows)| {
+                // Rows with the same seeds there are named together: "d, e seeds 0-3".
+                let mut by_seeds: Vec<(Vec<u64>, Vec<&str>)> = Vec::new();
+                for label in order.iter().filter(|l| rows.contains_key(*l)) {
+                    let mut seeds = rows[label].clone();
+                    seeds.sort_unstable();
+                    match by_seeds.iter_mut().find(|(s, _)| *s == seeds) {
+                        Some((_, labels)) => labels.push(label),
+                        None => by_seeds.push((seeds, vec![label])),
+                    }
+                }
+                let runs: Vec<String> =
+                    by_seeds.iter().map(|(seeds, labels)| format!("{} {}", labels.join(", "), seed_list(seeds))).collect();
+                format!("{platform}: {}", runs.join("; "))
+            })
+            .collect();
+        format!(
+            "note: these runs trained on {} backends or devices ({}); their kernels differ, as between CPUs, \
+             so compare rows by mean and spread over seeds",
+            platforms.len(),
+            parts.join(" | ")
+        )
+    })
+}
+
+/// "seed 4", "seeds 0-3", "seeds 0, 2, 5" (sorted input).
+fn seed_list(seeds: &[u64]) -> String {
+    match seeds {
+        [one] => format!("seed {one}"),
+        [first, .., last] if last - first + 1 == seeds.len() as u64 => format!("seeds {first}-{last}"),
+        _ => format!("seeds {}", seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
