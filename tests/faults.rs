@@ -281,10 +281,22 @@ fn runs_of_another_control_are_named_by_their_control() {
 
 /// Rewrites a stored run's manifest as if another build of geosr had trained it.
 fn pretend_other_build(run: &Path) {
+    edit_manifest(run, |m| {
+        m["provenance"]["build"]["source_hash"] = "000000000000".into();
+        m["provenance"]["build"]["commit"] = "0123456789abcdef".into();
+    });
+}
+
+/// Rewrites a stored run's manifest in place.
+fn edit_manifest(run: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let mut m = manifest(run);
-    m["provenance"]["build"]["source_hash"] = "000000000000".into();
-    m["provenance"]["build"]["commit"] = "0123456789abcdef".into();
+    edit(&mut m);
     std::fs::write(run.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// `tiny` with a second row, b (no masking), for tests that alter one row's run.
+fn tiny_with_b() -> String {
+    TINY.replace("[[variants]]\nlabel = \"a\"", "[[variants]]\nlabel = \"a\"\n[[variants]]\nlabel = \"b\"\nset = { \"model.mask.kind\" = \"none\" }")
 }
 
 /// A table whose runs trained on different backends or devices says which ran where
@@ -292,15 +304,15 @@ fn pretend_other_build(run: &Path) {
 #[test]
 fn a_table_names_the_backends_when_its_runs_mix_them() {
     let p = Project::new();
-    p.write("experiments/tiny.toml", &TINY.replace("[[variants]]\nlabel = \"a\"", "[[variants]]\nlabel = \"a\"\n[[variants]]\nlabel = \"b\"\nset = { \"model.mask.kind\" = \"none\" }"));
+    p.write("experiments/tiny.toml", &tiny_with_b());
     geosr(&p).args(["reproduce", "tiny"]).assert().success();
     geosr(&p).args(["table", "tiny"]).assert().success().stdout(predicate::str::contains("backends or devices").not());
     let runs = entries(&p, "tiny");
     let b = runs.iter().find(|r| r.file_name().unwrap().to_string_lossy().starts_with("b-")).unwrap();
-    let mut m = manifest(b);
-    m["provenance"]["backend"] = "cuda".into();
-    m["provenance"]["device"] = "cuda:0".into();
-    std::fs::write(b.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    edit_manifest(b, |m| {
+        m["provenance"]["backend"] = "cuda".into();
+        m["provenance"]["device"] = "cuda:0".into();
+    });
     let out = stdout(&p, &["table", "tiny"]);
     assert!(out.contains("2 backends or devices"), "{out}");
     assert!(out.contains("cuda on cuda:0: b seed 0"), "the GPU's row and seed are named: {out}");
@@ -314,7 +326,7 @@ fn a_table_names_the_backends_when_its_runs_mix_them() {
 #[test]
 fn a_new_build_is_noticed_and_can_be_rerun() {
     let p = Project::new();
-    p.write("experiments/tiny.toml", &TINY.replace("[[variants]]\nlabel = \"a\"", "[[variants]]\nlabel = \"a\"\n[[variants]]\nlabel = \"b\"\nset = { \"model.mask.kind\" = \"none\" }"));
+    p.write("experiments/tiny.toml", &tiny_with_b());
     geosr(&p).args(["reproduce", "tiny"]).assert().success();
     let runs = entries(&p, "tiny");
     let old = runs.iter().find(|r| r.file_name().unwrap().to_string_lossy().starts_with("b-")).unwrap().clone();

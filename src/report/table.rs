@@ -3,7 +3,7 @@
 //! mean ± std over seeds, best and second best marked, and optionally the
 //! paper's own numbers beside ours.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Average, Experiment, RunSpec};
 use crate::eval::EvalRow;
@@ -207,7 +207,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
     let mut costs: BTreeMap<String, Vec<(u64, Option<Cost>)>> = BTreeMap::new();
     let mut codes: BTreeMap<String, Vec<Code>> = BTreeMap::new();
     // Where each finished run trained ("cuda on cuda:0", "libtorch on cpu"), per row and seed.
-    let mut platforms: BTreeMap<String, BTreeMap<String, Vec<u64>>> = BTreeMap::new();
+    let mut platforms: BTreeMap<String, BTreeMap<String, BTreeSet<u64>>> = BTreeMap::new();
     let mut finished: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
     let mut averages: BTreeMap<String, Average> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -243,7 +243,7 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
             costs.entry(label.clone()).or_default().push((spec.seed, manifest.cost.clone()));
             codes.entry(label.clone()).or_default().push(code_of(&manifest));
             let platform = format!("{} on {}", manifest.provenance.backend, manifest.provenance.device);
-            platforms.entry(platform).or_default().entry(label.clone()).or_default().push(spec.seed);
+            platforms.entry(platform).or_default().entry(label.clone()).or_default().insert(spec.seed);
             finished.entry(label.clone()).or_default().push((spec.seed, spec.id.clone()));
             for r in rows.iter().filter(|r| !r.subtask.starts_with("avg_")) {
                 if !subtask_names.iter().any(|(k, _)| k == &r.subtask) {
@@ -375,16 +375,14 @@ fn mixed_code_note(rows: &[Row]) -> Option<String> {
 /// would between CPUs, and a reader comparing rows should know which ran where.
 /// `platforms` maps "backend on device" to each row's seeds there; `order` is the
 /// rows' order in the table.
-fn mixed_platform_note(platforms: &BTreeMap<String, BTreeMap<String, Vec<u64>>>, order: &[String]) -> Option<String> {
+fn mixed_platform_note(platforms: &BTreeMap<String, BTreeMap<String, BTreeSet<u64>>>, order: &[String]) -> Option<String> {
     (platforms.len() > 1).then(|| {
         let parts: Vec<String> = platforms
             .iter()
             .map(|(platform, rows)| {
                 // Rows with the same seeds there are named together: "d, e seeds 0-3".
-                let mut by_seeds: Vec<(Vec<u64>, Vec<&str>)> = Vec::new();
-                for label in order.iter().filter(|l| rows.contains_key(*l)) {
-                    let mut seeds = rows[label].clone();
-                    seeds.sort_unstable();
+                let mut by_seeds: Vec<(&BTreeSet<u64>, Vec<&str>)> = Vec::new();
+                for (label, seeds) in order.iter().filter_map(|l| rows.get_key_value(l)) {
                     match by_seeds.iter_mut().find(|(s, _)| *s == seeds) {
                         Some((_, labels)) => labels.push(label),
                         None => by_seeds.push((seeds, vec![label])),
@@ -404,11 +402,12 @@ fn mixed_platform_note(platforms: &BTreeMap<String, BTreeMap<String, Vec<u64>>>,
     })
 }
 
-/// "seed 4", "seeds 0-3", "seeds 0, 2, 5" (sorted input).
-fn seed_list(seeds: &[u64]) -> String {
-    match seeds {
-        [one] => format!("seed {one}"),
-        [first, .., last] if last - first + 1 == seeds.len() as u64 => format!("seeds {first}-{last}"),
+/// "seed 4", "seeds 0-3", "seeds 0, 2, 5".
+fn seed_list(seeds: &BTreeSet<u64>) -> String {
+    let (Some(first), Some(last)) = (seeds.first(), seeds.last()) else { return "no seeds".into() };
+    match seeds.len() {
+        1 => format!("seed {first}"),
+        n if last - first + 1 == n as u64 => format!("seeds {first}-{last}"),
         _ => format!("seeds {}", seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
     }
 }
