@@ -42,6 +42,7 @@ fn main() {
     println!("cargo:rustc-env=GEOSRBUILD_COMMIT={commit}");
     println!("cargo:rustc-env=GEOSRBUILD_DIRTY={}", if dirty { "1" } else { "" });
     println!("cargo:rustc-env=GEOSRBUILD_SOURCE_HASH={}", source::source_hash(root).unwrap_or_default());
+    println!("cargo:rustc-env=GEOSRBUILD_TRAINING_HASH={}", source::training_hash(root).unwrap_or_default());
     println!("cargo:rustc-env=GEOSRBUILD_CARGO_LOCK_HASH={}", source::file_hash(&root.join("Cargo.lock")).unwrap_or_default());
     println!("cargo:rustc-env=GEOSRBUILD_PROFILE={}", std::env::var("PROFILE").unwrap_or_default());
     println!("cargo:rustc-env=GEOSRBUILD_ROOT={}", root.display());

@@ -283,6 +283,7 @@ fn runs_of_another_control_are_named_by_their_control() {
 fn pretend_other_build(run: &Path) {
     edit_manifest(run, |m| {
         m["provenance"]["build"]["source_hash"] = "000000000000".into();
+        m["provenance"]["build"]["training_hash"] = "000000000000".into();
         m["provenance"]["build"]["commit"] = "0123456789abcdef".into();
     });
 }
@@ -317,6 +318,31 @@ fn a_table_names_the_backends_when_its_runs_mix_them() {
     assert!(out.contains("2 backends or devices"), "{out}");
     assert!(out.contains("cuda on cuda:0: b seed 0"), "the GPU's row and seed are named: {out}");
     assert!(out.contains("on cpu: a seed 0"), "the CPU's row and seed are named: {out}");
+}
+
+/// A run trained by a build whose source differs only in reporting code (a plot or a
+/// table mended since) trained as this build would: it is not stale, and a table of
+/// it and this build's runs does not warn of mixed builds, though it names both commits.
+#[test]
+fn a_build_that_changed_only_reporting_code_leaves_runs_fresh() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &tiny_with_b());
+    geosr(&p).args(["reproduce", "tiny"]).assert().success();
+    let runs = entries(&p, "tiny");
+    let old = runs.iter().find(|r| r.file_name().unwrap().to_string_lossy().starts_with("b-")).unwrap().clone();
+    assert!(manifest(&old)["provenance"]["build"]["training_hash"].as_str().is_some_and(|h| h.len() == 12));
+    edit_manifest(&old, |m| {
+        m["provenance"]["build"]["source_hash"] = "000000000000".into();
+        m["provenance"]["build"]["commit"] = "0123456789abcdef".into();
+    });
+    geosr(&p).args(["table", "tiny"]).assert().success().stdout(predicate::str::contains("different builds").not().and(predicate::str::contains("0123456")));
+    geosr(&p).args(["status", "tiny"]).assert().success().stdout(predicate::str::contains("trained by other code").not());
+    geosr(&p).args(["sweep", "tiny", "--rerun-stale"]).assert().success().stdout(predicate::str::contains("0 to run"));
+    // A run from before the training fingerprint was kept falls back to the whole source's.
+    edit_manifest(&old, |m| {
+        m["provenance"]["build"].as_object_mut().unwrap().remove("training_hash");
+    });
+    geosr(&p).args(["status", "tiny"]).assert().success().stdout(predicate::str::contains("trained by other code"));
 }
 
 /// Run identity: tables show the code behind each row and warn when rows mix

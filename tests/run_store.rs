@@ -175,3 +175,33 @@ fn a_binary_built_from_other_source_than_the_checkout_is_flagged() {
     std::fs::write(dir.path().join("README.md"), "x").unwrap();
     assert_eq!(source_hash(dir.path()).unwrap(), edited);
 }
+
+/// The training fingerprint moves with the code between a config and its scores and
+/// stands still when only reporting code changes; the whole-source one moves with both.
+#[test]
+fn the_training_fingerprint_ignores_reporting_code_only() {
+    use geosr::runs::source::{source_hash, training_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("src/model/mod.rs", "pub fn a() {}\n");
+    write("src/report/plot/canvas.rs", "pub fn p() {}\n");
+    write("src/cli/report.rs", "pub fn t() {}\n");
+    write("src/cli/run.rs", "pub fn r() {}\n");
+    let (source, training) = (source_hash(dir.path()).unwrap(), training_hash(dir.path()).unwrap());
+    write("src/report/plot/canvas.rs", "pub fn p() { /* wider title */ }\n");
+    write("src/cli/report.rs", "pub fn t() { /* a note */ }\n");
+    assert_ne!(source_hash(dir.path()).unwrap(), source);
+    assert_eq!(training_hash(dir.path()).unwrap(), training, "a plot or table edit trains nothing differently");
+    write("src/cli/run.rs", "pub fn r() { /* threads */ }\n");
+    let after_run = training_hash(dir.path()).unwrap();
+    assert_ne!(after_run, training, "the code that launches a run counts");
+    write("src/model/mod.rs", "pub fn b() {}\n");
+    assert_ne!(training_hash(dir.path()).unwrap(), after_run, "the model counts");
+    // A file named like a reporting one elsewhere is not exempt.
+    write("src/model/report.rs", "x");
+    assert_ne!(training_hash(dir.path()).unwrap(), after_run);
+}

@@ -141,9 +141,10 @@ fn provenance_changes(a: &Provenance, b: &Provenance) -> Vec<Change> {
 /// The provenance fields [`provenance_changes`] compares, in a fixed order.
 fn provenance_fields(p: &Provenance) -> Vec<(&'static str, String)> {
     type Field = (&'static str, fn(&Provenance) -> String);
-    let fields: [Field; 18] = [
+    let fields: [Field; 19] = [
         ("build", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.short())),
         ("build.source_hash", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.source_hash.clone())),
+        ("build.training_hash", |p| p.build.as_ref().and_then(|b| b.training_hash.clone()).unwrap_or_else(|| "not recorded".into())),
         ("build.cargo_lock_hash", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.cargo_lock_hash.clone())),
         ("build.features", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.features.join(","))),
         ("git_commit", |p| p.git_commit.clone().unwrap_or_else(|| "none".into())),

@@ -61,7 +61,8 @@ pub struct Row {
 pub struct Code {
     /// `1a2b3c4`, `1a2b3c4*`, or `unknown` for runs that predate build records.
     pub commit: String,
-    /// The source fingerprint, or the commit and tree state for older runs.
+    /// The training code's fingerprint (the whole source's for runs from before it
+    /// was kept), or the commit and tree state for older runs still.
     pub source: String,
 }
 
@@ -181,7 +182,7 @@ fn cell_text(key: &str, cell: &Cell, pm: &str) -> Option<String> {
 /// The code a finished run records.
 fn code_of(manifest: &crate::runs::Manifest) -> Code {
     match &manifest.provenance.build {
-        Some(b) => Code { commit: b.short(), source: b.source_hash.clone() },
+        Some(b) => Code { commit: b.short(), source: b.training_hash.clone().unwrap_or_else(|| b.source_hash.clone()) },
         None => {
             let p = &manifest.provenance;
             let commit = p.git_commit.as_deref().map_or("unknown".to_string(), |c| c[..c.len().min(7)].to_string());
@@ -351,16 +352,25 @@ pub fn build(exp: &Experiment, plan: &[RunSpec], reference: bool) -> Result<Tabl
     Ok(Table { title: exp.file.title.clone(), marks: exp.file.marks.clone(), columns, rows, baselines, notes })
 }
 
-/// A warning when the table's finished runs were trained by more than one build.
+/// A warning when the table's finished runs were trained by more than one build's
+/// training code. Builds that differ only in reporting code (a table or plot mended
+/// since) train alike, so they count as one.
 fn mixed_code_note(rows: &[Row]) -> Option<String> {
-    let mut by_code: BTreeMap<&Code, Vec<&str>> = BTreeMap::new();
+    let mut by_code: BTreeMap<&str, (BTreeSet<&str>, Vec<&str>)> = BTreeMap::new();
     for row in rows {
         for code in &row.code {
-            by_code.entry(code).or_default().push(&row.label);
+            let (commits, labels) = by_code.entry(&code.source).or_default();
+            commits.insert(&code.commit);
+            if !labels.contains(&row.label.as_str()) {
+                labels.push(&row.label);
+            }
         }
     }
     (by_code.len() > 1).then(|| {
-        let parts: Vec<String> = by_code.iter().map(|(code, labels)| format!("{} from {}", labels.join(", "), code.commit)).collect();
+        let parts: Vec<String> = by_code
+            .values()
+            .map(|(commits, labels)| format!("{} from {}", labels.join(", "), commits.iter().copied().collect::<Vec<_>>().join(" and ")))
+            .collect();
         format!(
             "warning: these runs were trained by {} different builds of geosr: {}; \
              `geosr sweep EXPERIMENT --rerun-stale` trains again those this build did not",

@@ -242,6 +242,10 @@ pub struct Build {
     /// Fingerprint of that source ([`crate::runs::source::source_hash`]): two runs
     /// ran the same code exactly when these agree.
     pub source_hash: String,
+    /// Fingerprint of the part of it that decides a run's numbers
+    /// ([`crate::runs::source::training_hash`]); absent in runs from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_hash: Option<String>,
     pub cargo_lock_hash: String,
     /// `debug` or `release`.
     pub profile: String,
@@ -257,9 +261,19 @@ impl Build {
             commit: text(env!("GEOSRBUILD_COMMIT")),
             dirty: !env!("GEOSRBUILD_DIRTY").is_empty(),
             source_hash: env!("GEOSRBUILD_SOURCE_HASH").into(),
+            training_hash: text(env!("GEOSRBUILD_TRAINING_HASH")),
             cargo_lock_hash: env!("GEOSRBUILD_CARGO_LOCK_HASH").into(),
             profile: env!("GEOSRBUILD_PROFILE").into(),
             features: if cfg!(feature = "cuda") { vec!["cuda".into()] } else { Vec::new() },
+        }
+    }
+
+    /// The fingerprint that says whether two builds train alike: the training code's
+    /// where both recorded it, else the whole source's.
+    pub fn trains_like(&self, other: &Build) -> bool {
+        match (&self.training_hash, &other.training_hash) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.source_hash == other.source_hash,
         }
     }
 

@@ -35,12 +35,36 @@ pub fn source_files(root: &Path) -> Vec<PathBuf> {
 /// 12 hex digits of SHA-256 over each source file's path and contents; `None` when
 /// `root` has no `src/`.
 pub fn source_hash(root: &Path) -> Option<String> {
-    let files = source_files(root);
+    hash_files(root, &source_files(root))
+}
+
+/// Source that reads stored runs and reports on them (tables, claims, plots, HTML,
+/// listings, progress lines) but never runs between a config and its scores. A run's
+/// settings are all in its id, so these files and the config are the only ways code
+/// can differ without changing a run's numbers; the rest counts as training code.
+pub const REPORTING_ONLY: &[&str] =
+    &["src/report/", "src/cli/inspect.rs", "src/cli/live.rs", "src/cli/report.rs", "src/cli/runs.rs", "src/launch/progress.rs"];
+
+/// The fingerprint of the source that turns a run's config into its numbers: as
+/// [`source_hash`], without the [`REPORTING_ONLY`] files, so mending a table or a
+/// plot does not mark every stored run as trained by other code.
+pub fn training_hash(root: &Path) -> Option<String> {
+    let files: Vec<PathBuf> = source_files(root)
+        .into_iter()
+        .filter(|f| {
+            let f = f.to_string_lossy().replace('\\', "/");
+            !REPORTING_ONLY.iter().any(|r| if r.ends_with('/') { f.starts_with(r) } else { f == *r })
+        })
+        .collect();
+    hash_files(root, &files)
+}
+
+fn hash_files(root: &Path, files: &[PathBuf]) -> Option<String> {
     if !files.iter().any(|f| f.starts_with("src")) {
         return None;
     }
     let mut hasher = Sha256::new();
-    for file in &files {
+    for file in files {
         let bytes = std::fs::read(root.join(file)).ok()?;
         // Forward slashes, so the hash does not depend on the platform's separator.
         hasher.update(file.to_string_lossy().replace('\\', "/").as_bytes());

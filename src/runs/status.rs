@@ -5,11 +5,12 @@ use super::{Manifest, RunDir};
 use crate::config::RunSpec;
 use crate::eval::EvalRow;
 
-/// Whether a finished run was trained by other code than this binary (its source
-/// fingerprint differs, or it predates fingerprints).
+/// Whether a finished run was trained by other code than this binary: its training
+/// code's fingerprint differs (the whole source's, for runs from before that was
+/// kept), or it predates fingerprints. Edits to tables and plots alone leave runs fresh.
 pub fn is_stale(manifest: &Manifest) -> bool {
     let now = super::manifest::Build::current();
-    manifest.provenance.build.as_ref().is_none_or(|b| b.source_hash != now.source_hash)
+    manifest.provenance.build.as_ref().is_none_or(|b| !b.trains_like(&now))
 }
 
 /// Checks that a run marked done has everything a table needs, and returns its
