@@ -130,6 +130,36 @@ fn a_sweep_becomes_one_curve_per_axis_with_the_papers_points() {
     assert!(svg.contains("gamma (beta = 0.5) (paper)") && svg.contains("Avg. (%)"));
 }
 
+/// A zipped sweep with a point that moves both keys at once (the shape of
+/// `geometry-faults`) has no line through that point, so the figure is bars, with
+/// every row; once only the on-axis points are finished it is curves again.
+#[test]
+fn a_sweep_point_off_every_axis_makes_bars_not_a_curve_without_it() {
+    let p = Project::new();
+    p.write(
+        "experiments/corner.toml",
+        r#"
+title = "Corner"
+seeds = [0]
+[[variants]]
+label = "g"
+set = { "model.mask.kind" = "random" }
+[[sweep.zip]]
+"model.mask.gamma" = [0.8, 0.6, 0.8, 0.6]
+"model.mask.beta" = [0.5, 0.5, 0.3, 0.3]
+"#,
+    );
+    let (exp, plan) = plan_in(&p, "corner");
+    for (spec, avg) in plan.iter().zip([61.0, 58.0, 55.0]) {
+        store(spec, [0.0, 0.0, avg]);
+    }
+    assert!(matches!(figure(&exp, &plan).unwrap(), Figure::Curves(_)), "three points on two axes");
+    store(&plan[3], [0.0, 0.0, 52.0]);
+    let Figure::Bars(bars) = figure(&exp, &plan).unwrap() else { panic!("the corner would be dropped from curves") };
+    assert_eq!(bars.series.len(), 4);
+    assert!(bars.series.iter().any(|s| s.label.contains("gamma0.6_beta0.3") && s.values.last().cloned().flatten().map(|v| v.mean) == Some(52.0)), "{:?}", bars.series.iter().map(|s| &s.label).collect::<Vec<_>>());
+}
+
 /// Two rows along one swept key (the shortcut sweep's shape): the x axis names the
 /// key, each line its row, and the blind guess is drawn as a rule.
 #[test]

@@ -56,8 +56,14 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
+/// The i-th series' colour. Past the eighth, the palette comes round again mixed
+/// 45% (then 70%, ...) toward white, so no two series of a figure share a colour.
 pub(super) fn colour(i: usize) -> RGBColor {
-    COLOURS[i % COLOURS.len()]
+    let RGBColor(r, g, b) = COLOURS[i % COLOURS.len()];
+    let round = (i / COLOURS.len()) as i32;
+    let keep = 0.55f64.powi(round);
+    let mix = |c: u8| (255.0 - (255.0 - f64::from(c)) * keep).round() as u8;
+    RGBColor(mix(r), mix(g), mix(b))
 }
 
 pub(super) const FONT: &str = "sans-serif";
@@ -240,4 +246,12 @@ mod tests {
         let plot_area = layout.width - layout.legend_width;
         assert!(plot_area >= text_width(title, 20).unwrap() + 40, "plot area {plot_area} px is narrower than the title");
     }
+
+    #[test]
+    fn the_first_sixteen_series_have_sixteen_colours() {
+        let colours: std::collections::BTreeSet<(u8, u8, u8)> = (0..16).map(|i| (colour(i).0, colour(i).1, colour(i).2)).collect();
+        assert_eq!(colours.len(), 16);
+        assert_eq!((colour(0).0, colour(0).1, colour(0).2), (0, 114, 178), "the first eight are Okabe and Ito's");
+    }
 }
+

@@ -44,8 +44,10 @@ fn leaf(key: &str) -> &str {
 /// One line per variant and swept key. A zipped sweep such as Table 5's moves
 /// one key at a time away from a centre point, so each line keeps the other
 /// keys at their most frequent value (the centre), which recovers the paper's
-/// one-at-a-time axes; on a grid it is the slice through the first values.
-pub(super) fn curves(exp: &Experiment, plan: &[RunSpec], table: &table::Table) -> Curves {
+/// one-at-a-time axes. `None` when a finished row lies on no line (a point that
+/// moves two keys at once, as `geometry-faults`' missing-and-wrong corner, or a
+/// grid over two keys): a figure must not drop a measured point without a word.
+pub(super) fn curves(exp: &Experiment, plan: &[RunSpec], table: &table::Table) -> Option<Curves> {
     let avg = table.columns.len() - 1;
     let keys: Vec<String> = plan[0].sweep.iter().map(|(k, _)| k.clone()).collect();
     let point = |spec: &RunSpec, key: &str| spec.sweep.iter().find(|(k, _)| k == key).and_then(|(_, v)| number(v));
@@ -67,6 +69,7 @@ pub(super) fn curves(exp: &Experiment, plan: &[RunSpec], table: &table::Table) -
     }
     let paper = exp.file.reference.as_ref().and_then(|p| PaperTable::load(&exp.root.join(p)).ok());
     let one_variant = exp.file.variants.len() == 1;
+    let mut drawn: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut lines = Vec::new();
     for variant in &exp.file.variants {
         for key in &keys {
@@ -81,6 +84,7 @@ pub(super) fn curves(exp: &Experiment, plan: &[RunSpec], table: &table::Table) -
                 }
                 let Some(x) = point(spec, key) else { continue };
                 xs.push(x);
+                drawn.insert(&row.label);
                 if let Some(stat) = Stat::of(&row.cells[avg]) {
                     points.push((x, stat));
                 }
@@ -106,8 +110,11 @@ pub(super) fn curves(exp: &Experiment, plan: &[RunSpec], table: &table::Table) -
             }
         }
     }
+    if table.rows.iter().any(|r| r.seeds_done > 0 && !drawn.contains(r.label.as_str())) {
+        return None;
+    }
     let guess = table.baselines.iter().find(|b| b.name == table::BLIND_GUESS).and_then(|b| b.values[avg]);
-    Curves { title: table.title.clone(), x_desc: keys.join(" / "), y_desc: format!("{} (%)", table.columns[avg].1), lines, guess }
+    Some(Curves { title: table.title.clone(), x_desc: keys.join(" / "), y_desc: format!("{} (%)", table.columns[avg].1), lines, guess })
 }
 
 /// The paper's Avg. at the point where `key` = `x` and the other keys sit at the

@@ -78,8 +78,9 @@ pub fn figure(exp: &Experiment, plan: &[RunSpec]) -> Result<Figure, PlotError> {
     }
     let numeric_sweep = plan.first().is_some_and(|s| !s.sweep.is_empty())
         && plan.iter().all(|s| s.sweep.iter().all(|(_, v)| curves::number(v).is_some()));
-    if numeric_sweep {
-        return Ok(Figure::Curves(curves::curves(exp, plan, &table)));
+    // Curves when every finished row lies on one; else bars, which show every row.
+    if let Some(curves) = numeric_sweep.then(|| curves::curves(exp, plan, &table)).flatten() {
+        return Ok(Figure::Curves(curves));
     }
     Ok(Figure::Bars(bars::bars(&table)))
 }
