@@ -182,7 +182,7 @@ fn cell_text(key: &str, cell: &Cell, pm: &str) -> Option<String> {
 /// The code a finished run records.
 fn code_of(manifest: &crate::runs::Manifest) -> Code {
     match &manifest.provenance.build {
-        Some(b) => Code { commit: b.short(), source: b.training_hash.clone().unwrap_or_else(|| b.source_hash.clone()) },
+        Some(b) => Code { commit: b.short(), source: b.training_fingerprint().to_string() },
         None => {
             let p = &manifest.provenance;
             let commit = p.git_commit.as_deref().map_or("unknown".to_string(), |c| c[..c.len().min(7)].to_string());

@@ -268,13 +268,10 @@ impl Build {
         }
     }
 
-    /// The fingerprint that says whether two builds train alike: the training code's
-    /// where both recorded it, else the whole source's.
-    pub fn trains_like(&self, other: &Build) -> bool {
-        match (&self.training_hash, &other.training_hash) {
-            (Some(a), Some(b)) => a == b,
-            _ => self.source_hash == other.source_hash,
-        }
+    /// The fingerprint that says whether two builds train alike: the training code's,
+    /// or the whole source's for a build from before that was kept.
+    pub fn training_fingerprint(&self) -> &str {
+        self.training_hash.as_deref().unwrap_or(&self.source_hash)
     }
 
     /// `1a2b3c4` or `1a2b3c4*` (built with uncommitted source changes), or the

@@ -10,7 +10,7 @@ use crate::eval::EvalRow;
 /// kept), or it predates fingerprints. Edits to tables and plots alone leave runs fresh.
 pub fn is_stale(manifest: &Manifest) -> bool {
     let now = super::manifest::Build::current();
-    manifest.provenance.build.as_ref().is_none_or(|b| !b.trains_like(&now))
+    manifest.provenance.build.as_ref().is_none_or(|b| b.training_fingerprint() != now.training_fingerprint())
 }
 
 /// Checks that a run marked done has everything a table needs, and returns its

@@ -254,4 +254,3 @@ mod tests {
         assert_eq!((colour(0).0, colour(0).1, colour(0).2), (0, 114, 178), "the first eight are Okabe and Ito's");
     }
 }
-
