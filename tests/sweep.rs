@@ -99,6 +99,37 @@ fn a_parallel_sweep_runs_each_run_once_and_a_second_sweep_skips_them() {
     assert_eq!(before, serial);
 }
 
+/// `--variant` (a variant or one row of its sweep) and `--seed` narrow a sweep to those
+/// runs; the plain sweep afterwards trains only the rest.
+#[test]
+fn a_sweep_narrowed_to_rows_and_seeds_trains_only_those() {
+    let p = Project::new();
+    let text = TINY.to_string() + "\n[sweep.grid]\n\"train.lr\" = [0.001, 0.002]\n";
+    p.write("experiments/tiny.toml", &text);
+    geosr(&p)
+        .args(["sweep", "tiny", "--variant", "a_lr0.002", "--variant", "e", "--seed", "1", "--jobs", "2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("# tiny (rows a_lr0.002, e; seed 1): 3 runs: 0 done, 0 running or queued, 3 to run"));
+    let mut trained: Vec<String> = run_dirs(&p).iter().map(|d| d.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    trained.sort();
+    let names: Vec<&str> = trained.iter().map(|n| &n[..n.rfind('-').unwrap()]).collect();
+    assert_eq!(names, ["a_lr0.002-s1", "e_lr0.001-s1", "e_lr0.002-s1"], "{trained:?}");
+    for d in run_dirs(&p) {
+        assert_eq!(status_of(&d).as_deref(), Some("done"), "{}", d.display());
+    }
+    geosr(&p).args(["status", "tiny"]).assert().success().stdout(predicate::str::contains("3 done"));
+    geosr(&p).args(["sweep", "tiny", "--seed", "1"]).assert().success().stdout(predicate::str::contains("(seed 1): 4 runs: 3 done, 0 running or queued, 1 to run"));
+    // A label or seed the file does not have is refused, naming what there is.
+    geosr(&p)
+        .args(["sweep", "tiny", "--variant", "a_lr0.003"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--variant a_lr0.003: no variant `a_lr0.003`").and(predicate::str::contains("\"a_lr0.001\"")));
+    geosr(&p).args(["sweep", "tiny", "--seed", "7"]).assert().code(2).stderr(predicate::str::contains("--seed 7: expected one of the experiment's seeds [0, 1]"));
+    assert_eq!(run_dirs(&p).len(), 4);
+}
+
 /// `sweep --controls` trains the file's runs, then each control's, in children that
 /// are told the control; `status --control` finds them, and a second sweep has none to do.
 #[test]

@@ -2,7 +2,7 @@
 //! with its overrides, and where its runs train.
 
 use anyhow::Result;
-use geosr::config::experiment::{parse_grid, VariantSpec};
+use geosr::config::experiment::{parse_grid, point_label, VariantSpec};
 use geosr::config::layers::{cli_layers, env_layers, env_warnings};
 use geosr::config::{ConfigError, Experiment, Layer, RunSpec};
 
@@ -152,6 +152,62 @@ impl Loaded {
             out.push(Condition::new(&self.exp, control.as_deref(), &other?, reference)?);
         }
         Ok(out)
+    }
+}
+
+/// Which of an experiment's runs a command takes: `run` and `sweep` share it.
+#[derive(clap::Args, Clone, Default)]
+pub struct Selection {
+    /// Only this row (repeatable): a variant's label, which takes every sweep point of it,
+    /// or a row's label as `geosr plan` lists it (`geosr_gamma0.4_beta0.5`).
+    #[arg(long)]
+    pub variant: Vec<String>,
+    /// Only this seed (repeatable); one of the experiment's `seeds`.
+    #[arg(long)]
+    pub seed: Vec<u64>,
+}
+
+impl Selection {
+    /// Refuses a label or seed the experiment does not have: a typo would otherwise
+    /// select nothing and look like a sweep with nothing left to do.
+    pub fn check(&self, exp: &Experiment) -> Result<(), ConfigError> {
+        let rows = exp.row_labels();
+        for label in &self.variant {
+            if exp.variant(label).is_none() && !rows.contains(label) {
+                let labels: Vec<&str> = exp.file.variants.iter().map(|v| v.label.as_str()).collect();
+                let mut message = format!("--variant {label}: no variant `{label}`; expected one of {labels:?}");
+                if rows.len() > labels.len() {
+                    message.push_str(&format!(" or one of their rows {rows:?}"));
+                }
+                return Err(ConfigError::Experiment { path: exp.path.clone(), message });
+            }
+        }
+        for s in &self.seed {
+            if !exp.file.seeds.contains(s) {
+                return Err(ConfigError::Experiment {
+                    path: exp.path.clone(),
+                    message: format!("--seed {s}: expected one of the experiment's seeds {:?}", exp.file.seeds),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any run of the variant labelled `label` may be selected: the variants
+    /// that cannot are left unresolved (see [`Experiment::plan_variants`]).
+    pub fn keeps_variant(&self, exp: &Experiment, label: &str) -> bool {
+        let points = exp.sweep_points();
+        self.variant.is_empty()
+            || self.variant.iter().any(|v| v == label || points.iter().any(|p| *v == point_label(label, p)))
+    }
+
+    pub fn keeps(&self, spec: &RunSpec) -> bool {
+        (self.variant.is_empty() || self.variant.iter().any(|v| *v == spec.variant || *v == spec.label))
+            && (self.seed.is_empty() || self.seed.contains(&spec.seed))
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.variant.is_empty() && self.seed.is_empty()
     }
 }
 

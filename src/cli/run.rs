@@ -7,19 +7,15 @@ use anyhow::{bail, Context, Result};
 use geosr::config::{ConfigError, RunSpec};
 use geosr::launch::RunOptions;
 
-use super::args::{self, ExperimentArgs, RunTarget};
+use super::args::{ExperimentArgs, RunTarget, Selection};
 use super::backend::{self, CpuBackend};
 use super::execute::Execute;
 use super::exit;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Only these variants (repeatable).
-    #[arg(long)]
-    variant: Vec<String>,
-    /// Only these seeds (repeatable).
-    #[arg(long)]
-    seed: Vec<u64>,
+    #[command(flatten)]
+    select: Selection,
     #[command(flatten)]
     experiment: ExperimentArgs,
     /// Refuse to run from a working tree with uncommitted changes.
@@ -55,23 +51,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     args.target.check()?;
     let loaded = args.experiment.load()?;
     let exp = &loaded.exp;
-    for label in &args.variant {
-        args::variant(exp, label)?;
-    }
-    for s in &args.seed {
-        if !exp.file.seeds.contains(s) {
-            return Err(ConfigError::Experiment {
-                path: exp.path.clone(),
-                message: format!("--seed {s}: expected one of the experiment's seeds {:?}", exp.file.seeds),
-            }
-            .into());
-        }
-    }
-    let (variant, seed) = (&args.variant, &args.seed);
+    args.select.check(exp)?;
+    let select = &args.select;
     let runs: Vec<RunSpec> = exp
-        .plan_variants(&loaded.env, &loaded.sets, |label| variant.is_empty() || variant.iter().any(|v| v == label))?
+        .plan_variants(&loaded.env, &loaded.sets, |label| select.keeps_variant(exp, label))?
         .into_iter()
-        .filter(|r| seed.is_empty() || seed.contains(&r.seed))
+        .filter(|r| select.keeps(r))
         .collect();
     check_data(&runs)?;
     let opts = RunOptions { require_clean: args.require_clean, force: args.force, rerun_stale: args.rerun_stale, ..Default::default() };

@@ -9,7 +9,7 @@ use geosr::config::{Experiment, RunSpec};
 use geosr::runs;
 use geosr::launch::{self, slurm, RunOptions};
 
-use super::args::{ExperimentArgs, Loaded, Target};
+use super::args::{ExperimentArgs, Loaded, Selection, Target};
 use super::exit::{self, Usage};
 use super::{report, run};
 
@@ -17,6 +17,8 @@ use super::{report, run};
 pub struct SweepArgs {
     #[command(flatten)]
     experiment: ExperimentArgs,
+    #[command(flatten)]
+    select: Selection,
     /// Runs at once on this machine (each in its own process).
     #[arg(long, short = 'j', default_value_t = 1)]
     jobs: usize,
@@ -100,7 +102,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
 /// One sweep: the runs of `experiment` (the experiment or one of its controls) not done
 /// yet. Returns how many failed.
 fn sweep_one(args: &SweepArgs, experiment: &ExperimentArgs) -> Result<usize> {
-    let (loaded, plan, todo) = prepare(experiment, args.rerun_stale)?;
+    let (loaded, plan, todo) = prepare(experiment, &args.select, args.rerun_stale)?;
     if todo.is_empty() {
         return Ok(0);
     }
@@ -130,7 +132,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
         if let Some(name) = &experiment.control {
             println!("\n# control `{name}`");
         }
-        let (loaded, plan, todo) = prepare(experiment, args.rerun_stale)?;
+        let (loaded, plan, todo) = prepare(experiment, &Selection::default(), args.rerun_stale)?;
         let local = Local {
             experiment,
             target: &args.target,
@@ -148,27 +150,30 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     Ok(exit::failed_runs(failed))
 }
 
-/// The experiment, its plan and the indices of the runs still to do, with its data
-/// checked and where it stands printed.
-fn prepare(args: &ExperimentArgs, rerun_stale: bool) -> Result<(Loaded, Vec<RunSpec>, Vec<usize>)> {
+/// The experiment, its whole plan (children find a run by its index in it) and the
+/// indices of the selected runs still to do, with their data checked and where they
+/// stand printed.
+fn prepare(args: &ExperimentArgs, select: &Selection, rerun_stale: bool) -> Result<(Loaded, Vec<RunSpec>, Vec<usize>)> {
     let loaded = args.load()?;
+    select.check(&loaded.exp)?;
     let plan = loaded.plan()?;
-    run::check_data(&plan)?;
-    let todo = announce(&loaded.exp, &plan, rerun_stale)?;
+    let chosen: Vec<RunSpec> = plan.iter().filter(|s| select.keeps(s)).cloned().collect();
+    run::check_data(&chosen)?;
+    let todo = announce(&loaded.exp, &plan, select, rerun_stale)?;
     Ok((loaded, plan, todo))
 }
 
-/// Prints where a plan stands and returns the indices of the runs still to do (each
-/// run once, though rows may share it). Finished runs another experiment trained
+/// Prints where the selected runs of a plan stand and returns the indices of those
+/// still to do (each run once, though rows may share it). Finished runs another experiment trained
 /// get a link in this experiment's folder. With `rerun_stale`, finished runs that
 /// other code trained are to do again.
-fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec<usize>> {
+fn announce(exp: &Experiment, plan: &[RunSpec], select: &Selection, rerun_stale: bool) -> Result<Vec<usize>> {
     let states = launch::sweep::states(plan)?;
     let mut seen = std::collections::HashSet::new();
     let mut todo = Vec::new();
     let (mut done, mut stale) = (0, 0);
     for (i, (spec, state)) in plan.iter().zip(&states).enumerate() {
-        if !seen.insert(spec.id.as_str()) {
+        if !select.keeps(spec) || !seen.insert(spec.id.as_str()) {
             continue;
         }
         let dir = runs::run_dir(spec);
@@ -186,8 +191,23 @@ fn announce(exp: &Experiment, plan: &[RunSpec], rerun_stale: bool) -> Result<Vec
     }
     let busy = seen.len() - done - todo.len();
     let stale_note = if rerun_stale { format!(" ({stale} of them trained by other code)") } else { String::new() };
-    println!("# {}: {} runs: {done} done, {busy} running or queued, {} to run{stale_note}", exp.name, seen.len(), todo.len());
+    let chosen = if select.is_all() { String::new() } else { format!(" ({})", describe(select)) };
+    println!("# {}{chosen}: {} runs: {done} done, {busy} running or queued, {} to run{stale_note}", exp.name, seen.len(), todo.len());
     Ok(todo)
+}
+
+/// `--variant a --variant d --seed 0` -> `rows a, d; seed 0`.
+fn describe(select: &Selection) -> String {
+    let join = |items: Vec<String>| items.join(", ");
+    let mut parts = Vec::new();
+    if !select.variant.is_empty() {
+        parts.push(format!("{} {}", if select.variant.len() == 1 { "row" } else { "rows" }, join(select.variant.clone())));
+    }
+    if !select.seed.is_empty() {
+        let seeds = select.seed.iter().map(u64::to_string).collect();
+        parts.push(format!("{} {}", if select.seed.len() == 1 { "seed" } else { "seeds" }, join(seeds)));
+    }
+    parts.join("; ")
 }
 
 /// The arguments a child `geosr run-index` needs to rebuild the same plan.
