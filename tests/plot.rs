@@ -215,3 +215,24 @@ fn plot_command_writes_both_files_and_exits_2_without_runs() {
         .stdout(predicate::str::contains("results/plots/bars.svg").and(predicate::str::contains("results/plots/bars.png")));
     assert!(p.path().join("results/plots/bars.png").is_file());
 }
+
+/// A control's figure names the control in its title, since the PNG is often seen alone.
+#[test]
+fn a_controls_figure_names_the_control() {
+    let p = Project::new();
+    p.write("paper.csv", "setting,obj_count,abs_distance,avg\na,68.3,38.7,51.9\n");
+    let text = BARS.to_string() + "[[controls]]\nname = \"slow\"\nabout = \"a lower learning rate\"\nset = { \"train.lr\" = 0.0001 }\n";
+    p.write("experiments/bars.toml", &text);
+    let (exp, plain) = plan_in(&p, "bars");
+    let results = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", p.path().join("results").display())]).unwrap();
+    let control = exp.plan(&[], &[vec![exp.control_layer("slow").unwrap()], results].concat()).unwrap();
+    store(&plain[0], [60.0, 40.0, 50.0]);
+    store(&control[0], [61.0, 41.0, 51.0]);
+    for (args, title) in [(&["plot", "bars"][..], "\nBars\n"), (&["plot", "bars", "--control", "slow"][..], "\nBars (control `slow`)\n")] {
+        let out = Command::cargo_bin("geosr").unwrap().current_dir(p.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let svg_path = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("wrote ").filter(|f| f.ends_with(".svg")).map(str::to_string)).unwrap();
+        let svg = std::fs::read_to_string(p.path().join(&svg_path)).unwrap();
+        assert!(svg.contains(title), "{svg_path} lacks the title {title:?}");
+    }
+}

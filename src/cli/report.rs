@@ -131,7 +131,12 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let figure = plot::figure(&loaded.exp, &plan);
+    // A figure of a control says so in its title: the PNG is often looked at alone.
+    let mut exp = loaded.exp.clone();
+    if let Some(name) = &loaded.control {
+        exp.file.title = format!("{} (control `{name}`)", exp.file.title);
+    }
+    let figure = plot::figure(&exp, &plan);
     if figure.is_err() {
         stray_notes(&loaded, &plan, false);
     }
