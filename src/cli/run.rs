@@ -92,7 +92,7 @@ pub fn run_index(args: RunIndexArgs) -> Result<ExitCode> {
 
 /// Checks every distinct data config of `runs` (precomputed features: both splits'
 /// meta.json and question types) before anything is trained or written.
-pub fn check_data(runs: &[RunSpec]) -> Result<()> {
+pub fn check_data<'a>(runs: impl IntoIterator<Item = &'a RunSpec>) -> Result<()> {
     let mut seen: Vec<&geosr::config::DataConfig> = Vec::new();
     for spec in runs {
         let data = &spec.resolved.config.data;

@@ -157,8 +157,7 @@ fn prepare(args: &ExperimentArgs, select: &Selection, rerun_stale: bool) -> Resu
     let loaded = args.load()?;
     select.check(&loaded.exp)?;
     let plan = loaded.plan()?;
-    let chosen: Vec<RunSpec> = plan.iter().filter(|s| select.keeps(s)).cloned().collect();
-    run::check_data(&chosen)?;
+    run::check_data(plan.iter().filter(|s| select.keeps(s)))?;
     let todo = announce(&loaded.exp, &plan, select, rerun_stale)?;
     Ok((loaded, plan, todo))
 }
@@ -198,16 +197,13 @@ fn announce(exp: &Experiment, plan: &[RunSpec], select: &Selection, rerun_stale:
 
 /// `--variant a --variant d --seed 0` -> `rows a, d; seed 0`.
 fn describe(select: &Selection) -> String {
-    let join = |items: Vec<String>| items.join(", ");
-    let mut parts = Vec::new();
-    if !select.variant.is_empty() {
-        parts.push(format!("{} {}", if select.variant.len() == 1 { "row" } else { "rows" }, join(select.variant.clone())));
-    }
-    if !select.seed.is_empty() {
-        let seeds = select.seed.iter().map(u64::to_string).collect();
-        parts.push(format!("{} {}", if select.seed.len() == 1 { "seed" } else { "seeds" }, join(seeds)));
-    }
-    parts.join("; ")
+    let seeds: Vec<String> = select.seed.iter().map(u64::to_string).collect();
+    [("row", &select.variant), ("seed", &seeds)]
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(what, items)| format!("{what}{} {}", if items.len() == 1 { "" } else { "s" }, items.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The arguments a child `geosr run-index` needs to rebuild the same plan.
