@@ -228,11 +228,28 @@ fn a_controls_figure_names_the_control() {
     let control = exp.plan(&[], &[vec![exp.control_layer("slow").unwrap()], results].concat()).unwrap();
     store(&plain[0], [60.0, 40.0, 50.0]);
     store(&control[0], [61.0, 41.0, 51.0]);
-    for (args, title) in [(&["plot", "bars"][..], "\nBars\n"), (&["plot", "bars", "--control", "slow"][..], "\nBars (control `slow`)\n")] {
+    for run in [&plain[0], &control[0]] {
+        let train = "step,epoch,loss,lr,samples_per_s,elapsed_s\n0,0,2.0,0.001,100,0.1\n1,0,1.5,0.001,100,0.2\n";
+        std::fs::write(geosr::runs::run_dir(run).path.join("train.csv"), train).unwrap();
+    }
+    let geosr = |args: &[&str]| {
         let out = Command::cargo_bin("geosr").unwrap().current_dir(p.path()).args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let svg_path = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("wrote ").filter(|f| f.ends_with(".svg")).map(str::to_string)).unwrap();
-        let svg = std::fs::read_to_string(p.path().join(&svg_path)).unwrap();
-        assert!(svg.contains(title), "{svg_path} lacks the title {title:?}");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let svg_of = |stdout: &str| {
+        let path = stdout.lines().find_map(|l| l.strip_prefix("wrote ").filter(|f| f.ends_with(".svg"))).unwrap().to_string();
+        (std::fs::read_to_string(p.path().join(&path)).unwrap(), path)
+    };
+    for (control, title) in [(None, "Bars"), (Some("slow"), "Bars (control `slow`)")] {
+        let with = |args: &[&'static str]| args.iter().copied().chain(control.map(|c| ["--control", c]).into_iter().flatten()).collect::<Vec<&str>>();
+        for args in [with(&["plot", "bars"]), with(&["plot", "bars", "--curves"])] {
+            let (svg, path) = svg_of(&geosr(&args));
+            assert!(svg.contains(title), "{path} lacks the title {title:?}");
+            assert_eq!(svg.contains("(control `"), control.is_some(), "{path}: a control named where none was shown, or none named");
+        }
+        // The table's first line and the plan's heading carry it too.
+        assert_eq!(geosr(&with(&["table", "bars"])).lines().next(), Some(title));
+        assert!(geosr(&with(&["plan", "bars"])).starts_with(&format!("# bars: {title} (")));
     }
 }

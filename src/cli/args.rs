@@ -101,6 +101,15 @@ pub fn no_controls(exp: &Experiment) -> Result<(), ConfigError> {
 }
 
 impl Loaded {
+    /// The experiment's title, naming the control when one is shown: a table or figure
+    /// of a control is often read alone, away from the command that made it.
+    pub fn title(&self) -> String {
+        match &self.control {
+            Some(name) => format!("{} (control `{name}`)", self.exp.file.title),
+            None => self.exp.file.title.clone(),
+        }
+    }
+
     pub fn plan(&self) -> Result<Vec<RunSpec>, ConfigError> {
         self.exp.plan(&self.env, &self.sets)
     }

@@ -57,7 +57,8 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     }
     let loaded = args.experiment.load()?;
     let (exp, plan) = (&loaded.exp, loaded.plan()?);
-    let table = geosr::report::table::build(exp, &plan, args.reference)?;
+    let mut table = geosr::report::table::build(exp, &plan, args.reference)?;
+    table.title = loaded.title();
     let format = match args.format {
         TableFormat::Term => Format::Term,
         TableFormat::Md => Format::Markdown,
@@ -112,7 +113,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     let plan = loaded.plan()?;
     let dir = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
     if args.curves {
-        let Some(curves) = plot::learning(&loaded.exp.file.title, &plan)? else {
+        let Some(curves) = plot::learning(&loaded.title(), &plan)? else {
             return Err(anyhow::anyhow!(
                 "{}: no run has logged a training step yet (train.csv); start them with `geosr sweep {}`",
                 loaded.exp.name,
@@ -131,11 +132,8 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    // A figure of a control says so in its title: the PNG is often looked at alone.
     let mut exp = loaded.exp.clone();
-    if let Some(name) = &loaded.control {
-        exp.file.title = format!("{} (control `{name}`)", exp.file.title);
-    }
+    exp.file.title = loaded.title();
     let figure = plot::figure(&exp, &plan);
     if figure.is_err() {
         stray_notes(&loaded, &plan, false);
