@@ -409,6 +409,11 @@ fn a_run_records_what_decides_its_numbers_and_no_secrets() {
     assert_eq!(prov["untracked"][0]["bytes"], 18);
     assert!(prov["threads"].as_u64().unwrap() >= 1);
     assert!(prov["cpu_flags"].is_array());
+    // Where sysfs describes the caches, the first data cache is there, named by level.
+    let caches = prov["cpu_caches"].as_array().unwrap();
+    if std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index0/level").is_file() {
+        assert!(caches[0].as_str().unwrap().starts_with("L1 "), "{caches:?}");
+    }
     assert_eq!(prov["build"]["features"], serde_json::json!([]));
     assert_eq!(prov["build"]["source_hash"].as_str().unwrap().len(), 12);
     assert_eq!(prov["build"]["cargo_lock_hash"].as_str().unwrap().len(), 12);

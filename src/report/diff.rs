@@ -141,7 +141,7 @@ fn provenance_changes(a: &Provenance, b: &Provenance) -> Vec<Change> {
 /// The provenance fields [`provenance_changes`] compares, in a fixed order.
 fn provenance_fields(p: &Provenance) -> Vec<(&'static str, String)> {
     type Field = (&'static str, fn(&Provenance) -> String);
-    let fields: [Field; 19] = [
+    let fields: [Field; 20] = [
         ("build", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.short())),
         ("build.source_hash", |p| p.build.as_ref().map_or_else(|| "not recorded".into(), |b| b.source_hash.clone())),
         ("build.training_hash", |p| p.build.as_ref().and_then(|b| b.training_hash.clone()).unwrap_or_else(|| "not recorded".into())),
@@ -154,6 +154,7 @@ fn provenance_fields(p: &Provenance) -> Vec<(&'static str, String)> {
         ("git_diff_hash", |p| p.git_diff_hash.clone().unwrap_or_else(|| "none".into())),
         ("threads", |p| p.threads.map_or_else(|| "not recorded".into(), |t| t.to_string())),
         ("cpu_flags", |p| p.cpu_flags.join(" ")),
+        ("cpu_caches", |p| p.cpu_caches.join("; ")),
         ("backend", |p| p.backend.clone()),
         ("device", |p| p.device.clone()),
         ("geosr_version", |p| p.geosr_version.clone()),

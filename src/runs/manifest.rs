@@ -205,6 +205,10 @@ pub struct Provenance {
     /// The CPU's SIMD extensions that select kernels (from /proc/cpuinfo).
     #[serde(default)]
     pub cpu_flags: Vec<String>,
+    /// The data caches the CPU kernels size their matrix blocks by (from sysfs), as
+    /// `L<level> <size>, <ways>-way, shared by CPUs <list>`.
+    #[serde(default)]
+    pub cpu_caches: Vec<String>,
     /// Threads of the pool the CPU kernels run on (the order of parallel sums).
     #[serde(default)]
     pub threads: Option<usize>,
@@ -406,10 +410,13 @@ pub fn git_state(dir: &std::path::Path) -> GitState {
 }
 
 /// The SIMD extensions, of those /proc/cpuinfo lists, that decide which kernels run.
+/// Flex's AVX2 and AVX-512 levels also require bmi1, bmi2 and lzcnt (`abm`): a virtual
+/// machine that hides one of them runs the narrower kernels, whose sums round differently.
 fn cpu_flags() -> Vec<String> {
     const KERNEL_FLAGS: &[&str] = &[
-        "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
-        "avx512_fp16", "avx512_vnni", "avx512vbmi", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2",
+        "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "avx512f", "avx512dq", "avx512cd",
+        "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx512vbmi", "amx_tile", "amx_bf16",
+        "amx_int8", "asimd", "sve", "sve2",
     ];
     let line = read_proc("/proc/cpuinfo", "flags").or_else(|| read_proc("/proc/cpuinfo", "Features")).unwrap_or_default();
     line.split_whitespace().filter(|f| KERNEL_FLAGS.contains(f)).map(str::to_string).collect()
@@ -464,6 +471,27 @@ pub fn source_mismatch(built_root: &std::path::Path, built_hash: &str, workdir: 
     })
 }
 
+/// The first CPU's data and unified caches as sysfs describes them; empty where it
+/// does not. The CPU matrix kernels (gemm) read the same files to size their blocks.
+fn cpu_caches() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache") else { return Vec::new() };
+    let mut dirs: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("level").is_file()).collect();
+    dirs.sort();
+    let read = |dir: &std::path::Path, name: &str| std::fs::read_to_string(dir.join(name)).map(|s| s.trim().to_string()).unwrap_or_default();
+    dirs.iter()
+        .filter(|d| read(d, "type") != "Instruction")
+        .map(|d| {
+            format!(
+                "L{} {}, {}-way, shared by CPUs {}",
+                read(d, "level"),
+                read(d, "size"),
+                read(d, "ways_of_associativity"),
+                read(d, "shared_cpu_list")
+            )
+        })
+        .collect()
+}
+
 fn read_proc(path: &str, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines()
@@ -510,6 +538,7 @@ impl Provenance {
             cpu: read_proc("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into()),
             cpu_cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             cpu_flags: cpu_flags(),
+            cpu_caches: cpu_caches(),
             threads: (backend != "cuda").then(rayon::current_num_threads),
             gpu,
             gpu_driver,
