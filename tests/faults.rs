@@ -419,6 +419,8 @@ fn a_run_records_what_decides_its_numbers_and_no_secrets() {
     assert_eq!(prov["build"]["cargo_lock_hash"].as_str().unwrap().len(), 12);
     assert_eq!(prov["env"]["GEOSR_EVAL__BATCH_SIZE"], "16");
     assert_eq!(m["synthetic_version"], geosr::data::SYNTHETIC_VERSION);
+    let (train, eval) = (m["data_fingerprint"]["train"].as_str().unwrap(), m["data_fingerprint"]["eval"].as_str().unwrap());
+    assert!(train.len() == 16 && train != eval, "{train} {eval}");
     let attempts = m["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 1);
     assert!(attempts[0]["seconds"].as_f64().unwrap() > 0.0 && attempts[0]["outcome"] == "done");

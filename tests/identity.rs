@@ -159,3 +159,21 @@ fn weight_decay_changes_an_adam_run() {
     let (pa, pb) = (predictions(&a, 16), predictions(&b, 16));
     assert!(pa.iter().zip(&pb).any(|(x, y)| x.prediction != y.prediction), "weight decay changed nothing");
 }
+
+/// Generated data carry a fingerprint of their contents (the manifest keeps it), so two
+/// machines can tell whether they trained on the same questions.
+#[test]
+fn generated_data_carry_a_fingerprint_of_their_contents() {
+    let c = tiny();
+    let fingerprint = |c: &Config, split| data::load(&c.data, split).unwrap().fingerprint.expect("generated data have one");
+    let train = fingerprint(&c, Split::Train);
+    assert!(train.len() == 16 && train.chars().all(|ch| ch.is_ascii_hexdigit()), "{train}");
+    assert_eq!(train, fingerprint(&c, Split::Train), "generation is deterministic");
+    assert_ne!(train, fingerprint(&c, Split::Eval));
+    let mut other = c.clone();
+    other.data.seed += 1;
+    assert_ne!(train, fingerprint(&other, Split::Train), "other scenes, another fingerprint");
+    let mut noisier = c.clone();
+    noisier.data.geometry_noise *= 1.5;
+    assert_ne!(train, fingerprint(&noisier, Split::Train), "the same questions with other geometry tokens");
+}

@@ -84,8 +84,10 @@ pub struct Dataset {
     /// The benchmark's own question type of each sample, for real data (VSI-Bench
     /// keeps relative direction's easy/medium/hard levels apart, and its score folds them).
     pub question_types: Option<Vec<String>>,
-    /// For precomputed features: a SHA-256 prefix over `meta.json`, `questions.jsonl`
-    /// and every features file read, taken as they are read (the run's manifest keeps it).
+    /// A SHA-256 prefix the run's manifest keeps. For precomputed features it covers
+    /// `meta.json`, `questions.jsonl` and every features file, as they are read; for
+    /// generated data, every sample's tokens, prompt, answer and grounding targets, so
+    /// two machines can tell whether they trained on the same questions.
     pub fingerprint: Option<String>,
 }
 
@@ -110,10 +112,39 @@ impl Dataset {
     }
 }
 
+/// SHA-256 over the samples' contents, bit for bit (floats by their bits, so a
+/// last-place difference in generation shows), as a 16-hex-digit prefix.
+fn samples_fingerprint(samples: &[Sample]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut bytes: Vec<u8> = Vec::new();
+    for s in samples {
+        bytes.clear();
+        let mut put = |v: u64| bytes.extend_from_slice(&v.to_le_bytes());
+        put(s.subtask as u64);
+        put(s.num_options as u64);
+        match s.answer {
+            Answer::Choice(i) => put(i as u64),
+            Answer::Number(x) => put(1 << 32 | u64::from(x.to_bits())),
+        }
+        for floats in [&s.vision, &s.geometry, &s.grounding] {
+            bytes.extend_from_slice(&(floats.len() as u64).to_le_bytes());
+            bytes.extend(floats.iter().flat_map(|x| x.to_bits().to_le_bytes()));
+        }
+        bytes.extend(s.prompt.iter().flat_map(|t| t.to_le_bytes()));
+        hasher.update(&bytes);
+    }
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// The split a config describes: generated, or loaded from precomputed features.
 pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset, features::FeatureError> {
     match cfg.source {
-        DataSource::Synthetic => Ok(generate(cfg, split)),
+        DataSource::Synthetic => {
+            let mut data = generate(cfg, split);
+            data.fingerprint = Some(samples_fingerprint(&data.samples));
+            Ok(data)
+        }
         DataSource::Features => {
             let dir = match split {
                 Split::Train => &cfg.features.train,

@@ -87,8 +87,8 @@ pub struct Rerun {
     pub when: String,
 }
 
-/// SHA-256 prefixes over each precomputed-features split as it was read (`meta.json`,
-/// `questions.jsonl` and every features file).
+/// SHA-256 prefixes over each split the run trained and was scored on: the files of
+/// precomputed features as they were read, or the generated questions' contents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataFingerprint {
     pub train: String,
