@@ -243,8 +243,10 @@ fn a_controls_figure_names_the_control() {
     };
     for (control, title) in [(None, "Bars"), (Some("slow"), "Bars (control `slow`)")] {
         let with = |args: &[&'static str]| args.iter().copied().chain(control.map(|c| ["--control", c]).into_iter().flatten()).collect::<Vec<&str>>();
-        for args in [with(&["plot", "bars"]), with(&["plot", "bars", "--curves"])] {
+        let stem = control.map_or("bars".to_string(), |c| format!("bars-{c}"));
+        for (args, file) in [(with(&["plot", "bars"]), format!("{stem}.svg")), (with(&["plot", "bars", "--curves"]), format!("{stem}-curves.svg"))] {
             let (svg, path) = svg_of(&geosr(&args));
+            assert!(path.ends_with(&format!("/{file}")), "{path}: a control's files are named after it");
             assert!(svg.contains(title), "{path} lacks the title {title:?}");
             assert_eq!(svg.contains("(control `"), control.is_some(), "{path}: a control named where none was shown, or none named");
         }

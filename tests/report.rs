@@ -279,8 +279,9 @@ fn controls_put_each_claim_beside_the_files_own() {
     let claim_row = html[at..].lines().find(|l| l.starts_with("<tr><th>a &gt; b</th>")).unwrap_or_else(|| panic!("{html}"));
     assert!(claim_row.contains("<td>+30.0 [") && claim_row.contains("] held</td>") && claim_row.contains("] did not hold</td>"), "{claim_row}");
     common::geosr_in(p.path()).args(["report", "t", "--control", "slow"]).assert().success();
-    let html = std::fs::read_to_string(p.path().join("results/reports/t+train.lr=0.00001.html")).unwrap();
+    let html = std::fs::read_to_string(p.path().join("results/reports/t-slow.html")).unwrap();
     assert!(!html.contains("id=\"controls\""));
+    assert!(html.contains("(control `slow`)</h1>"), "the page names the control it shows");
     // A file without controls refuses the flag, naming the file.
     p.write("experiments/plain.toml", EXP);
     let out = common::geosr_in(p.path()).args(["table", "plain", "--controls"]).output().unwrap();

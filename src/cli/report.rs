@@ -148,13 +148,14 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
 /// `verdicts` are the plan's claims and `controls` its conditions ([`Loaded::conditions`]),
 /// passed in because each costs a bootstrap that the caller has often drawn already.
 fn write_report(loaded: &Loaded, plan: &[RunSpec], verdicts: &[claims::Verdict], controls: &[geosr::report::controls::Condition]) -> Result<PathBuf> {
-    let exp = &loaded.exp;
+    let mut exp = loaded.exp.clone();
+    exp.file.title = loaded.title();
     let meta = geosr::report::html::PageMeta {
         written: geosr::runs::manifest::now_rfc3339(),
         build: geosr::runs::manifest::Build::current().short(),
         overrides: loaded.env.iter().chain(&loaded.sets).map(|l| l.name.clone()).collect(),
     };
-    let html = geosr::report::html::page(exp, plan, verdicts, controls, &meta)?;
+    let html = geosr::report::html::page(&exp, plan, verdicts, controls, &meta)?;
     let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", output_name(loaded)));
     geosr::runs::write_atomic(&path, html.as_bytes())?;
     Ok(path)
@@ -212,12 +213,14 @@ pub fn stray_notes(loaded: &Loaded, plan: &[RunSpec], all_shown: bool) {
     }
 }
 
-/// The file name an experiment's tables and figure are written under: its name, and
-/// with overrides a suffix that names them, so a run with `--set` never overwrites
+/// The file name an experiment's tables and figure are written under: its name (with
+/// `-CONTROL` for `--control`), and with overrides a suffix that names them, so a run with `--set` never overwrites
 /// the plain experiment's tables. Where results go (`output.*`) is not part of it.
 fn output_name(loaded: &Loaded) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for layer in loaded.env.iter().chain(&loaded.sets) {
+    // A control is named by its name, not by the keys it sets (its layer comes first).
+    let sets = if loaded.control.is_some() { &loaded.sets[1..] } else { &loaded.sets[..] };
+    for layer in loaded.env.iter().chain(sets) {
         for (key, value) in geosr::config::layers::flatten(&layer.data) {
             if !key.starts_with("output.") {
                 let text = geosr::config::layers::value_to_string(&value);
@@ -229,9 +232,12 @@ fn output_name(loaded: &Loaded) -> String {
             }
         }
     }
-    let name = &loaded.exp.name;
+    let name = match &loaded.control {
+        Some(control) => format!("{}-{control}", loaded.exp.name),
+        None => loaded.exp.name.clone(),
+    };
     if parts.is_empty() {
-        return name.clone();
+        return name;
     }
     let joined = parts.join("+");
     if joined.len() <= 80 {
