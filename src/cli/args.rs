@@ -58,13 +58,16 @@ impl ExperimentArgs {
     /// variant sets itself.
     pub fn load(&self) -> Result<Loaded> {
         let grid = self.grid.iter().map(|g| parse_grid(g)).collect::<Result<Vec<_>, _>>().map_err(Usage)?;
-        let (exp, notes) = Experiment::load(&self.experiment)?.with_grid(&grid)?;
+        let (mut exp, notes) = Experiment::load(&self.experiment)?.with_grid(&grid)?;
         for note in notes {
             eprintln!("note: {note}");
         }
         let (env, mut sets) = self.overrides.layers()?;
         if let Some(name) = &self.control {
             sets.insert(0, exp.control_layer(name)?);
+            // Every table, figure and page of a control names it: they are often read
+            // alone, away from the command that made them.
+            exp.file.title = format!("{} (control `{name}`)", exp.file.title);
         }
         for warning in exp.override_warnings(&env, &sets) {
             eprintln!("warning: {warning}");
@@ -101,13 +104,9 @@ pub fn no_controls(exp: &Experiment) -> Result<(), ConfigError> {
 }
 
 impl Loaded {
-    /// The experiment's title, naming the control when one is shown: a table or figure
-    /// of a control is often read alone, away from the command that made it.
-    pub fn title(&self) -> String {
-        match &self.control {
-            Some(name) => format!("{} (control `{name}`)", self.exp.file.title),
-            None => self.exp.file.title.clone(),
-        }
+    /// The `--set` layers, without the control's.
+    pub fn own_sets(&self) -> &[Layer] {
+        if self.control.is_some() { &self.sets[1..] } else { &self.sets[..] }
     }
 
     pub fn plan(&self) -> Result<Vec<RunSpec>, ConfigError> {
@@ -117,9 +116,8 @@ impl Loaded {
     /// The experiment's other plans under the same overrides: the file as written
     /// (`None`, when a control is shown), then each control not shown.
     pub fn other_plans(&self) -> Vec<(Option<String>, Result<Vec<RunSpec>, ConfigError>)> {
-        let sets = if self.control.is_some() { &self.sets[1..] } else { &self.sets[..] };
         let plan = |extra: Option<Layer>| {
-            let layers: Vec<Layer> = extra.into_iter().chain(sets.iter().cloned()).collect();
+            let layers: Vec<Layer> = extra.into_iter().chain(self.own_sets().iter().cloned()).collect();
             self.exp.plan(&self.env, &layers)
         };
         let mut out = Vec::new();

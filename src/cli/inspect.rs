@@ -90,7 +90,7 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode> {
 pub fn plan(args: ExperimentArgs) -> Result<ExitCode> {
     let loaded = args.load()?;
     let runs = loaded.plan()?;
-    println!("# {}: {} ({} runs)", loaded.exp.name, loaded.title(), runs.len());
+    println!("# {}: {} ({} runs)", loaded.exp.name, loaded.exp.file.title, runs.len());
     let states = launch::sweep::states(&runs)?;
     let mut b = Builder::default();
     b.push_record(["label", "seed", "run id", "params", "status", "folder"]);

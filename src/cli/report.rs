@@ -57,8 +57,7 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     }
     let loaded = args.experiment.load()?;
     let (exp, plan) = (&loaded.exp, loaded.plan()?);
-    let mut table = geosr::report::table::build(exp, &plan, args.reference)?;
-    table.title = loaded.title();
+    let table = geosr::report::table::build(exp, &plan, args.reference)?;
     let format = match args.format {
         TableFormat::Term => Format::Term,
         TableFormat::Md => Format::Markdown,
@@ -113,7 +112,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     let plan = loaded.plan()?;
     let dir = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
     if args.curves {
-        let Some(curves) = plot::learning(&loaded.title(), &plan)? else {
+        let Some(curves) = plot::learning(&loaded.exp.file.title, &plan)? else {
             return Err(anyhow::anyhow!(
                 "{}: no run has logged a training step yet (train.csv); start them with `geosr sweep {}`",
                 loaded.exp.name,
@@ -132,9 +131,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut exp = loaded.exp.clone();
-    exp.file.title = loaded.title();
-    let figure = plot::figure(&exp, &plan);
+    let figure = plot::figure(&loaded.exp, &plan);
     if figure.is_err() {
         stray_notes(&loaded, &plan, false);
     }
@@ -148,14 +145,13 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
 /// `verdicts` are the plan's claims and `controls` its conditions ([`Loaded::conditions`]),
 /// passed in because each costs a bootstrap that the caller has often drawn already.
 fn write_report(loaded: &Loaded, plan: &[RunSpec], verdicts: &[claims::Verdict], controls: &[geosr::report::controls::Condition]) -> Result<PathBuf> {
-    let mut exp = loaded.exp.clone();
-    exp.file.title = loaded.title();
+    let exp = &loaded.exp;
     let meta = geosr::report::html::PageMeta {
         written: geosr::runs::manifest::now_rfc3339(),
         build: geosr::runs::manifest::Build::current().short(),
         overrides: loaded.env.iter().chain(&loaded.sets).map(|l| l.name.clone()).collect(),
     };
-    let html = geosr::report::html::page(&exp, plan, verdicts, controls, &meta)?;
+    let html = geosr::report::html::page(exp, plan, verdicts, controls, &meta)?;
     let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", output_name(loaded)));
     geosr::runs::write_atomic(&path, html.as_bytes())?;
     Ok(path)
@@ -214,13 +210,13 @@ pub fn stray_notes(loaded: &Loaded, plan: &[RunSpec], all_shown: bool) {
 }
 
 /// The file name an experiment's tables and figure are written under: its name (with
-/// `-CONTROL` for `--control`), and with overrides a suffix that names them, so a run with `--set` never overwrites
-/// the plain experiment's tables. Where results go (`output.*`) is not part of it.
+/// `-CONTROL` for `--control`), and with overrides a suffix that names them, so a run
+/// with `--set` never overwrites the plain experiment's tables. Where results go
+/// (`output.*`) is not part of it.
 fn output_name(loaded: &Loaded) -> String {
     let mut parts: Vec<String> = Vec::new();
-    // A control is named by its name, not by the keys it sets (its layer comes first).
-    let sets = if loaded.control.is_some() { &loaded.sets[1..] } else { &loaded.sets[..] };
-    for layer in loaded.env.iter().chain(sets) {
+    // A control is named by its name (below), not by the keys it sets.
+    for layer in loaded.env.iter().chain(loaded.own_sets()) {
         for (key, value) in geosr::config::layers::flatten(&layer.data) {
             if !key.starts_with("output.") {
                 let text = geosr::config::layers::value_to_string(&value);
