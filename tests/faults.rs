@@ -414,7 +414,12 @@ fn a_run_records_what_decides_its_numbers_and_no_secrets() {
     if std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index0/level").is_file() {
         assert!(caches[0].as_str().unwrap().starts_with("L1 "), "{caches:?}");
     }
-    assert_eq!(prov["build"]["features"], serde_json::json!([]));
+    // The features this test was built with are the binary's: a LibTorch or CUDA run says so.
+    let features: Vec<&str> = [("cuda", cfg!(feature = "cuda")), ("tch", cfg!(feature = "tch"))]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    assert_eq!(prov["build"]["features"], serde_json::json!(features));
     assert_eq!(prov["build"]["source_hash"].as_str().unwrap().len(), 12);
     assert_eq!(prov["build"]["cargo_lock_hash"].as_str().unwrap().len(), 12);
     assert_eq!(prov["env"]["GEOSR_EVAL__BATCH_SIZE"], "16");

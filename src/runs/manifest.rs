@@ -253,7 +253,7 @@ pub struct Build {
     pub cargo_lock_hash: String,
     /// `debug` or `release`.
     pub profile: String,
-    /// Cargo features compiled in (`cuda`).
+    /// Cargo features compiled in (`cuda`, `tch`).
     pub features: Vec<String>,
 }
 
@@ -268,7 +268,10 @@ impl Build {
             training_hash: text(env!("GEOSRBUILD_TRAINING_HASH")),
             cargo_lock_hash: env!("GEOSRBUILD_CARGO_LOCK_HASH").into(),
             profile: env!("GEOSRBUILD_PROFILE").into(),
-            features: if cfg!(feature = "cuda") { vec!["cuda".into()] } else { Vec::new() },
+            features: [("cuda", cfg!(feature = "cuda")), ("tch", cfg!(feature = "tch"))]
+                .into_iter()
+                .filter_map(|(name, on)| on.then(|| name.to_string()))
+                .collect(),
         }
     }
 
