@@ -169,7 +169,8 @@ fn claims_are_checked_with_a_bootstrap_interval() {
     let (lo, hi) = v[0].ci95.unwrap();
     assert!(lo > 15.0 && hi < 45.0 && lo < d && d < hi, "[{lo}, {hi}]");
     assert_eq!(v[0].outcome(), "held");
-    assert_eq!(v[1].outcome(), "did not hold");
+    // b > a is the same difference the other way round, clear of zero: reversed, not a tie.
+    assert_eq!(v[1].outcome(), "reversed");
     assert_eq!(v[0].seeds, (2, 2));
 }
 
@@ -268,7 +269,7 @@ fn controls_put_each_claim_beside_the_files_own() {
     let claim = stdout.lines().find(|l| l.starts_with("| a > b")).unwrap_or_else(|| panic!("{stdout}"));
     let cells: Vec<&str> = claim.split('|').map(str::trim).collect();
     assert!(cells[2].starts_with("+30.0 [") && cells[2].ends_with("] held"), "{claim}");
-    assert!(cells[3].starts_with("-30.0 [") && cells[3].ends_with("] did not hold"), "{claim}");
+    assert!(cells[3].starts_with("-30.0 [") && cells[3].ends_with("] reversed"), "{claim}");
     let row_a = stdout.lines().find(|l| l.starts_with("| a Ours")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(row_a.contains("| 80.0 ± 0.0") && row_a.contains("| 50.0 ± 0.0"), "{row_a}");
     assert!(!stderr.contains("not in this plan"), "{stderr}");
@@ -277,7 +278,7 @@ fn controls_put_each_claim_beside_the_files_own() {
     let html = std::fs::read_to_string(p.path().join("results/reports/t.html")).unwrap();
     let at = html.find("<h2 id=\"controls\">").unwrap_or_else(|| panic!("{html}"));
     let claim_row = html[at..].lines().find(|l| l.starts_with("<tr><th>a &gt; b</th>")).unwrap_or_else(|| panic!("{html}"));
-    assert!(claim_row.contains("<td>+30.0 [") && claim_row.contains("] held</td>") && claim_row.contains("] did not hold</td>"), "{claim_row}");
+    assert!(claim_row.contains("<td>+30.0 [") && claim_row.contains("] held</td>") && claim_row.contains("] reversed</td>"), "{claim_row}");
     common::geosr_in(p.path()).args(["report", "t", "--control", "slow"]).assert().success();
     let html = std::fs::read_to_string(p.path().join("results/reports/t-slow.html")).unwrap();
     assert!(!html.contains("id=\"controls\""));

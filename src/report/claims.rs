@@ -41,11 +41,15 @@ impl Verdict {
 
 impl Verdict {
     /// "held" (difference > 0 and the interval excludes 0), "held, not significant",
-    /// "did not hold", or "no runs".
+    /// "reversed" (difference < 0 and the interval excludes 0: the other row is
+    /// significantly better), "did not hold" (at or below 0, the interval includes 0),
+    /// "not comparable" or "no runs". A reversal is told apart because a claim that
+    /// turns against the paper is a finding, where a tie is only a failure to confirm.
     pub fn outcome(&self) -> &'static str {
         match (self.difference, self.ci95) {
             (Some(d), Some((lo, _))) if d > 0.0 && lo > 0.0 => "held",
             (Some(d), _) if d > 0.0 => "held, not significant",
+            (Some(d), Some((_, hi))) if d < 0.0 && hi < 0.0 => "reversed",
             (Some(_), _) => "did not hold",
             _ if self.incomparable.is_some() => "not comparable",
             _ => "no runs",
@@ -253,5 +257,7 @@ mod tests {
         assert_eq!(v(2.0, 0.5, 3.0).outcome(), "held");
         assert_eq!(v(2.0, -0.5, 3.0).outcome(), "held, not significant");
         assert_eq!(v(-1.0, -2.0, 0.5).outcome(), "did not hold");
+        assert_eq!(v(-1.0, -2.0, -0.5).outcome(), "reversed");
+        assert_eq!(v(0.0, -0.5, 0.5).outcome(), "did not hold");
     }
 }

@@ -131,8 +131,9 @@ impl Grid {
 }
 
 /// What the claims table's cells mean.
-pub const CLAIMS_LEGEND: &str = "Difference in Avg. and its 95% CI (bootstrap over seeds and questions); held = the CI excludes 0, \
-                                 n.s. = above 0 but the CI does not exclude it.";
+pub const CLAIMS_LEGEND: &str = "Difference in Avg. and its 95% CI (bootstrap over seeds and questions); held = above 0 and the CI \
+                                 excludes 0, n.s. = above 0 but the CI does not exclude it, did not hold = at or below 0 and the CI \
+                                 includes 0, reversed = below 0 and the CI excludes 0.";
 
 /// The Avg. rows and the claims of every condition, one column each, as a terminal
 /// table or Markdown.

@@ -85,7 +85,7 @@ pub fn page(exp: &Experiment, plan: &[RunSpec], verdicts: &[Verdict], controls: 
         for v in verdicts {
             let class = match v.outcome() {
                 "held" => "held",
-                "did not hold" => "notheld",
+                "did not hold" | "reversed" => "notheld",
                 _ => "weak",
             };
             let diff = v.difference.map(|d| format!("{d:+.1}")).unwrap_or_else(|| "–".into());
