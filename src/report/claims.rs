@@ -39,21 +39,50 @@ impl Verdict {
     }
 }
 
-impl Verdict {
-    /// "held" (difference > 0 and the interval excludes 0), "held, not significant",
-    /// "reversed" (difference < 0 and the interval excludes 0: the other row is
-    /// significantly better), "did not hold" (at or below 0, the interval includes 0),
-    /// "not comparable" or "no runs". A reversal is told apart because a claim that
-    /// turns against the paper is a finding, where a tie is only a failure to confirm.
-    pub fn outcome(&self) -> &'static str {
-        match (self.difference, self.ci95) {
-            (Some(d), Some((lo, _))) if d > 0.0 && lo > 0.0 => "held",
-            (Some(d), _) if d > 0.0 => "held, not significant",
-            (Some(d), Some((_, hi))) if d < 0.0 && hi < 0.0 => "reversed",
-            (Some(_), _) => "did not hold",
-            _ if self.incomparable.is_some() => "not comparable",
-            _ => "no runs",
+/// What a claim's difference and interval say. Told apart from a tie, a reversal is a
+/// finding: the claim turned against the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Difference > 0 and the interval excludes 0.
+    Held,
+    /// Difference > 0, the interval includes 0.
+    NotSignificant,
+    /// Difference at or below 0, the interval includes 0.
+    DidNotHold,
+    /// Difference < 0 and the interval excludes 0: the other row is significantly better.
+    Reversed,
+    NotComparable,
+    NoRuns,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Held => "held",
+            Outcome::NotSignificant => "held, not significant",
+            Outcome::DidNotHold => "did not hold",
+            Outcome::Reversed => "reversed",
+            Outcome::NotComparable => "not comparable",
+            Outcome::NoRuns => "no runs",
         }
+    }
+}
+
+impl Verdict {
+    pub fn kind(&self) -> Outcome {
+        match (self.difference, self.ci95) {
+            (Some(d), Some((lo, _))) if d > 0.0 && lo > 0.0 => Outcome::Held,
+            (Some(d), _) if d > 0.0 => Outcome::NotSignificant,
+            (Some(d), Some((_, hi))) if d < 0.0 && hi < 0.0 => Outcome::Reversed,
+            (Some(_), _) => Outcome::DidNotHold,
+            _ if self.incomparable.is_some() => Outcome::NotComparable,
+            _ => Outcome::NoRuns,
+        }
+    }
+
+    /// [`Verdict::kind`] as the tables print it.
+    pub fn outcome(&self) -> &'static str {
+        self.kind().label()
     }
 }
 

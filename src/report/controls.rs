@@ -5,7 +5,7 @@
 use crate::config::{Experiment, RunSpec};
 use crate::runs::StoreError;
 
-use super::claims::{self, Verdict};
+use super::claims::{self, Outcome, Verdict};
 use super::table::{self, Table};
 
 /// The experiment as written, or under one control.
@@ -51,9 +51,9 @@ impl Condition {
 
 /// What a claim cell says in a few characters, for a table several conditions wide.
 fn outcome_short(v: &Verdict) -> &'static str {
-    match v.outcome() {
-        "held, not significant" => "n.s.",
-        other => other,
+    match v.kind() {
+        Outcome::NotSignificant => "n.s.",
+        other => other.label(),
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::config::{Experiment, RunSpec};
 use crate::runs::StoreError;
 
-use super::claims::Verdict;
+use super::claims::{Outcome, Verdict};
 use super::controls::{Condition, Grid, CLAIMS_LEGEND};
 use super::plot::{self, Figure, ImageFormat};
 use super::table::{self, Format};
@@ -83,9 +83,9 @@ pub fn page(exp: &Experiment, plan: &[RunSpec], verdicts: &[Verdict], controls: 
     if !verdicts.is_empty() {
         out.push_str("<h2 id=\"claims\">Claims</h2>\n<table class=\"claims\">\n<thead><tr><th>claim</th><th>Avg. difference</th><th>95% CI</th><th>seeds</th><th>outcome</th></tr></thead>\n<tbody>\n");
         for v in verdicts {
-            let class = match v.outcome() {
-                "held" => "held",
-                "did not hold" | "reversed" => "notheld",
+            let class = match v.kind() {
+                Outcome::Held => "held",
+                Outcome::DidNotHold | Outcome::Reversed => "notheld",
                 _ => "weak",
             };
             let diff = v.difference.map(|d| format!("{d:+.1}")).unwrap_or_else(|| "–".into());
