@@ -409,14 +409,17 @@ fn geometry_cues_reach_the_fusion_through_the_geometry_stream() {
         (answers(&b) - answers(&recoloured)).abs().max().into_scalar()
     };
     let plain = GeoSr::<B>::new(&c.model, dims, &dev());
-    assert!(gap(&plain) < 1e-6, "the categories reached a model without vision: {}", gap(&plain));
+    // Without a path from the categories to the answers the gap is exactly zero; with one it
+    // is small at initialisation: over 200 fresh inits (2026-12-05) it ranged from 4.3e-5 to
+    // 7.3e-4 with a median of 1.8e-4, so a threshold of 1e-4 failed about one init in 20.
+    assert_eq!(gap(&plain), 0.0, "the categories reached a model without vision");
     c.model.geometry_cues = GeometryCues::Position;
     let placed = GeoSr::<B>::new(&c.model, dims, &dev());
-    assert!(gap(&placed) < 1e-6, "position cues carried the categories: {}", gap(&placed));
+    assert_eq!(gap(&placed), 0.0, "position cues carried the categories");
     assert!(placed.num_params() > plain.num_params(), "position cues added no input channels");
     c.model.geometry_cues = GeometryCues::Appearance;
     let seen = GeoSr::<B>::new(&c.model, dims, &dev());
-    assert!(gap(&seen) > 1e-4, "appearance cues did not carry the categories: {}", gap(&seen));
+    assert!(gap(&seen) > 1e-6, "appearance cues did not carry the categories: {}", gap(&seen));
 }
 
 #[test]
