@@ -418,8 +418,13 @@ fn geometry_cues_reach_the_fusion_through_the_geometry_stream() {
     assert_eq!(gap(&placed), 0.0, "position cues carried the categories");
     assert!(placed.num_params() > plain.num_params(), "position cues added no input channels");
     c.model.geometry_cues = GeometryCues::Appearance;
-    let seen = GeoSr::<B>::new(&c.model, dims, &dev());
-    assert!(gap(&seen) > 1e-6, "appearance cues did not carry the categories: {}", gap(&seen));
+    // The margin must hold for any init, not the one drawn: 20 fresh ones (at 1e-4, the
+    // old threshold, 20 inits fail together about two times in three).
+    for init in 0..20 {
+        let seen = GeoSr::<B>::new(&c.model, dims, &dev());
+        let g = gap(&seen);
+        assert!(g > 1e-6, "init {init}: appearance cues did not carry the categories: {g}");
+    }
 }
 
 #[test]
