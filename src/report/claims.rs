@@ -69,6 +69,7 @@ impl Outcome {
 }
 
 impl Verdict {
+    /// The outcome the difference and its interval give, as [`Outcome`] defines them.
     pub fn kind(&self) -> Outcome {
         match (self.difference, self.ci95) {
             (Some(d), Some((lo, _))) if d > 0.0 && lo > 0.0 => Outcome::Held,
