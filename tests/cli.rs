@@ -330,7 +330,9 @@ fn run_resolves_only_the_chosen_variants() {
         .code(2)
         .stderr(predicate::str::contains("`model.fusion` = \"additive\"").and(predicate::str::contains("variant `f`")));
     geosr(&p).args(["run", "tiny", "--variant", "a", "--set", "model.fusion=additive"]).assert().success();
-    let runs: Vec<_> = std::fs::read_dir(p.path().join("results/runs/tiny")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    // An overridden run is listed apart from the plain experiment's.
+    assert!(!p.path().join("results/runs/tiny").exists());
+    let runs: Vec<_> = std::fs::read_dir(p.path().join("results/runs/tiny+model.fusion=additive")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(runs.len(), 1);
     assert!(runs[0].to_string_lossy().starts_with("a-s0-"), "{runs:?}");
 }

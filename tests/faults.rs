@@ -59,7 +59,8 @@ fn a_seed_override_never_fakes_replication() {
 
     p.write("experiments/tiny.toml", &TINY);
     geosr(&p).args(["run", "tiny", "--set", "train.seed=1"]).assert().success();
-    let runs = entries(&p, "tiny");
+    assert!(entries(&p, "tiny").is_empty(), "an overridden run is listed apart from the plain experiment's");
+    let runs = entries(&p, "tiny+train.seed=1");
     assert_eq!(runs.len(), 1);
     let name = runs[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("a-s1-"), "the folder names the seed that trained: {name}");

@@ -33,7 +33,7 @@ fn grid_adds_an_axis_whose_runs_and_table_are_kept_apart() {
     for label in ["a_gamma0.3", "a_gamma0.7", "b_gamma0.3", "b_gamma0.7"] {
         assert!(text.contains(label), "{label} missing:\n{text}");
     }
-    assert!(text.contains("g+grid.model.mask.gamma=0.3,0.7"), "{text}");
+    assert!(text.contains("g+grid.model.mask.gamma=0.3_0.7"), "{text}");
 
     // Children rebuild the same plan: a parallel sweep passes --grid on.
     let out = geosr_in(p.path()).args(["sweep", "g", "-j", "2", "--grid", "model.mask.gamma=0.3,0.7"]).output().unwrap();
@@ -43,7 +43,7 @@ fn grid_adds_an_axis_whose_runs_and_table_are_kept_apart() {
         .assert()
         .success()
         .stdout(predicate::str::contains("4 runs: 4 done"));
-    assert!(p.path().join("results/runs/g+grid.model.mask.gamma=0.3,0.7").is_dir());
+    assert!(p.path().join("results/runs/g+grid.model.mask.gamma=0.3_0.7").is_dir());
     assert!(!p.path().join("results/runs/g").exists(), "the file's own experiment has no entries");
     // The claim is asked at every point of the new axis.
     let out = geosr_in(p.path()).args(["table", "g", "--grid", "model.mask.gamma=0.3,0.7"]).output().unwrap();

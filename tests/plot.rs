@@ -252,6 +252,6 @@ fn a_controls_figure_names_the_control() {
         }
         // The table's first line and the plan's heading carry it too.
         assert_eq!(geosr(&with(&["table", "bars"])).lines().next(), Some(title));
-        assert!(geosr(&with(&["plan", "bars"])).starts_with(&format!("# bars: {title} (")));
+        assert!(geosr(&with(&["plan", "bars"])).starts_with(&format!("# {stem}: {title} (")));
     }
 }

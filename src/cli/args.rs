@@ -34,7 +34,7 @@ pub struct ExperimentArgs {
     pub overrides: Overrides,
     /// Add a sweep axis without editing the file, e.g. --grid model.mask.gamma=0.2,0.4,0.6
     /// (repeatable: axes multiply). Its runs, table and figure are kept apart from the
-    /// file's own, under EXPERIMENT+grid.KEY=VALUES; give the same --grid to `table`,
+    /// file's own, under EXPERIMENT+grid.KEY=V1_V2; give the same --grid to `table`,
     /// `status` or `plot` to see them.
     #[arg(long = "grid", value_name = "KEY=V1,V2,..")]
     pub grid: Vec<String>,
@@ -63,6 +63,10 @@ impl ExperimentArgs {
             eprintln!("note: {note}");
         }
         let (env, mut sets) = self.overrides.layers()?;
+        // Runs, tables and figures of an experiment run under overrides or a control are
+        // kept apart from the plain experiment's: they are named EXPERIMENT-CONTROL+key=value.
+        let own: Vec<&Layer> = env.iter().chain(&sets).collect();
+        exp.name = output_name(&exp.name, self.control.as_deref(), &own);
         if let Some(name) = &self.control {
             sets.insert(0, exp.control_layer(name)?);
             // Every table, figure and page of a control names it: they are often read
@@ -289,4 +293,40 @@ pub fn parse_device(device: &str) -> Result<Device, Usage> {
         return Err(Usage(format!("--device {device}: {NO_CUDA}")));
     }
     Ok(device_kind)
+}
+
+/// The name of an experiment under a control and override layers (the control's own
+/// layer not among them): `EXPERIMENT-CONTROL+key=value+...`, shortened with a hash
+/// past 80 characters.
+fn output_name(exp_name: &str, control: Option<&str>, layers: &[&Layer]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    // A control is named by its name (below), not by the keys it sets.
+    for layer in layers {
+        for (key, value) in geosr::config::layers::flatten(&layer.data) {
+            if !geosr::runs::identity::never_changes_a_run(&key) {
+                let text = geosr::config::layers::value_to_string(&value);
+                let slug: String = format!("{key}={}", text.trim_matches('"'))
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || ".=-_".contains(c) { c } else { '_' })
+                    .collect();
+                parts.push(slug);
+            }
+        }
+    }
+    let name = match control {
+        Some(control) => format!("{exp_name}-{control}"),
+        None => exp_name.to_string(),
+    };
+    if parts.is_empty() {
+        return name;
+    }
+    let joined = parts.join("+");
+    if joined.len() <= 80 {
+        format!("{name}+{joined}")
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(joined.as_bytes());
+        let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("{name}+{}-{hash}", &joined[..60])
+    }
 }

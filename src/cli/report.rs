@@ -68,7 +68,8 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     let text = matches!(format, Format::Term | Format::Markdown);
     if !exp.file.claims.is_empty() && text {
         let verdicts = claims::check(&exp.file.claims, &plan, 2000)?;
-        print!("\n{}", claims::render(&verdicts));
+        let rendered = if format == Format::Markdown { claims::render_markdown(&verdicts) } else { claims::render(&verdicts) };
+        print!("\n{rendered}");
     }
     // Machine formats stay clean; what a reader must know goes to stderr.
     if !text {
@@ -105,12 +106,16 @@ pub struct PlotArgs {
     /// still training count with the steps they have logged.
     #[arg(long)]
     curves: bool,
+    /// The folder to draw into (default: results/plots), e.g. docs/figures for a figure
+    /// that `geosr docs` keeps in step with the stored runs.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     let loaded = args.experiment.load()?;
     let plan = loaded.plan()?;
-    let dir = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots");
+    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots"));
     if args.curves {
         let Some(curves) = plot::learning(&loaded.exp.file.title, &plan)? else {
             return Err(anyhow::anyhow!(
@@ -126,7 +131,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
                 curves.without_curve
             );
         }
-        for path in plot::write(&plot::Figure::Learning(curves), &dir, &format!("{}-curves", output_name(&loaded)))? {
+        for path in plot::write(&plot::Figure::Learning(curves), &dir, &format!("{}-curves", loaded.exp.name))? {
             println!("wrote {}", path.display());
         }
         return Ok(ExitCode::SUCCESS);
@@ -135,7 +140,7 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     if figure.is_err() {
         stray_notes(&loaded, &plan, false);
     }
-    for path in plot::write(&figure?, &dir, &output_name(&loaded))? {
+    for path in plot::write(&figure?, &dir, &loaded.exp.name)? {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -152,7 +157,7 @@ fn write_report(loaded: &Loaded, plan: &[RunSpec], verdicts: &[claims::Verdict],
         overrides: loaded.env.iter().chain(&loaded.sets).map(|l| l.name.clone()).collect(),
     };
     let html = geosr::report::html::page(exp, plan, verdicts, controls, &meta)?;
-    let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", output_name(loaded)));
+    let path = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("reports").join(format!("{}.html", loaded.exp.name.clone()));
     geosr::runs::write_atomic(&path, html.as_bytes())?;
     Ok(path)
 }
@@ -209,42 +214,6 @@ pub fn stray_notes(loaded: &Loaded, plan: &[RunSpec], all_shown: bool) {
     }
 }
 
-/// The file name an experiment's tables and figure are written under: its name (with
-/// `-CONTROL` for `--control`), and with overrides a suffix that names them, so a run
-/// with `--set` never overwrites the plain experiment's tables. Where results go
-/// (`output.*`) is not part of it.
-fn output_name(loaded: &Loaded) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    // A control is named by its name (below), not by the keys it sets.
-    for layer in loaded.env.iter().chain(loaded.own_sets()) {
-        for (key, value) in geosr::config::layers::flatten(&layer.data) {
-            if !key.starts_with("output.") {
-                let text = geosr::config::layers::value_to_string(&value);
-                let slug: String = format!("{key}={}", text.trim_matches('"'))
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || ".=-_".contains(c) { c } else { '_' })
-                    .collect();
-                parts.push(slug);
-            }
-        }
-    }
-    let name = match &loaded.control {
-        Some(control) => format!("{}-{control}", loaded.exp.name),
-        None => loaded.exp.name.clone(),
-    };
-    if parts.is_empty() {
-        return name;
-    }
-    let joined = parts.join("+");
-    if joined.len() <= 80 {
-        format!("{name}+{joined}")
-    } else {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(joined.as_bytes());
-        let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        format!("{name}+{}-{hash}", &joined[..60])
-    }
-}
 
 /// The table, the claims and the figure of a plan: printed, and written under
 /// `results/tables/` and `results/plots/` with a JSON record of the build, the
@@ -260,7 +229,7 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Resul
     let claims = if verdicts.is_empty() { String::new() } else { format!("\n{}", claims::render(&verdicts)) };
     println!("\n{}{claims}", table.render(Format::Term));
     stray_notes(loaded, plan, controls);
-    let name = output_name(loaded);
+    let name = loaded.exp.name.clone();
     let results = PathBuf::from(&plan[0].resolved.config.output.results_dir).join("tables");
     let build_info = geosr::runs::manifest::Build::current();
     let overrides: Vec<&str> = loaded.env.iter().chain(&loaded.sets).map(|l| l.name.as_str()).collect();

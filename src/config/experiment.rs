@@ -121,7 +121,8 @@ pub type SweepPoint = Vec<(String, toml::Value)>;
 
 #[derive(Debug, Clone)]
 pub struct Experiment {
-    /// The file stem, used as the results folder name.
+    /// The results folder name: the file stem, with `-CONTROL`, `+key=value` or
+    /// `+grid...` when shown under a control, overrides or a grid.
     pub name: String,
     pub path: PathBuf,
     /// Folder holding `configs/` (the parent of the experiment's folder).
@@ -213,12 +214,14 @@ impl Experiment {
                 notes.push(format!("--grid {key}: replaces the file's values {old} with [{}]", shown.join(", ")));
             }
             self.file.sweep.grid.insert(key.clone(), toml::Value::Array(values.clone()));
-            slug_parts.push(format!("{key}={}", shown.join(",")));
+            // No commas: the name is a folder, a `runs --experiment` value and a
+            // TensorBoard run name, where a comma reads as a list.
+            slug_parts.push(format!("{key}={}", shown.join("_")));
         }
         let joined: String = slug_parts
             .join("+")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || ".=-_,".contains(c) { c } else { '_' })
+            .map(|c| if c.is_ascii_alphanumeric() || ".=-_".contains(c) { c } else { '_' })
             .collect();
         self.name = if joined.len() <= 80 {
             format!("{}+grid.{joined}", self.name)
@@ -345,6 +348,16 @@ impl Experiment {
     }
 
     /// The names of the experiment's controls, in file order.
+    /// The results folders of this experiment's other forms: the file's own name, and
+    /// that name under any control, overrides or grid (`table3`, `table3-no-shift`,
+    /// `table3+train.lr=0.01`, ...), as folder names under `results/runs/` may be.
+    pub fn is_own_folder(&self, folder: &str) -> bool {
+        let base = self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(rest) = folder.strip_prefix(&base) else { return false };
+        let rest = self.control_names().into_iter().find_map(|c| rest.strip_prefix(&format!("-{c}"))).unwrap_or(rest);
+        rest.is_empty() || rest.starts_with('+')
+    }
+
     pub fn control_names(&self) -> Vec<&str> {
         self.file.controls.iter().map(|c| c.name.as_str()).collect()
     }

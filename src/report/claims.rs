@@ -230,6 +230,25 @@ pub fn render(verdicts: &[Verdict]) -> String {
     out
 }
 
+/// The claims as a Markdown table, for documents (`table --format md`).
+pub fn render_markdown(verdicts: &[Verdict]) -> String {
+    let mut out = String::from("| claim | diff | 95% CI | seeds | outcome |\n|---|---:|---|---:|---|\n");
+    for v in verdicts {
+        let diff = v.difference.map(|d| format!("{d:+.1}")).unwrap_or_else(|| "–".into());
+        let ci = v.ci95.map(|(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]")).unwrap_or_else(|| "–".into());
+        let mut outcome = v.outcome().to_string();
+        if v.difference.is_some() && !v.over_seeds() {
+            outcome.push_str(" (one seed each: CI over questions only)");
+        }
+        if let Some(why) = &v.incomparable {
+            outcome.push_str(&format!("; {why}"));
+        }
+        out.push_str(&format!("| {} | {diff} | {ci} | {}/{} | {outcome} |\n", v.claim.text, v.seeds.0, v.seeds.1));
+    }
+    out.push_str("\nClaims: Avg., 95% CI by bootstrap over seeds (rows with two or more) and questions.\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

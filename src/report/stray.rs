@@ -26,18 +26,30 @@ pub struct Elsewhere {
 /// lines and a count of the rest.
 pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], elsewhere: &[Elsewhere], limit: usize) -> Vec<String> {
     let Some(first) = plan.first() else { return Vec::new() };
-    let folder = PathBuf::from(&first.resolved.config.output.results_dir).join("runs").join(&exp.name);
+    // Runs trained under a control or overrides are listed in folders of their own
+    // (`table3-no-shift`, `table3+train.lr=0.01`); all of them are the experiment's.
+    let runs = PathBuf::from(&first.resolved.config.output.results_dir).join("runs");
     let planned: HashSet<&str> = plan.iter().flat_map(|s| [s.id.as_str(), s.legacy_id.as_str()]).collect();
-    let Ok(entries) = std::fs::read_dir(&folder) else { return Vec::new() };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
+    let Ok(folders) = std::fs::read_dir(&runs) else { return Vec::new() };
+    let mut folders: Vec<String> =
+        folders.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|f| exp.is_own_folder(f)).collect();
+    folders.sort();
+    let mut names: Vec<(PathBuf, String)> = Vec::new();
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(runs.join(&folder)) else { continue };
+        let mut here: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        here.sort();
+        names.extend(here.into_iter().map(|n| (runs.join(&folder), n)));
+    }
     // How the runs differ -> (folder names, statuses, rows, seeds), in the order first met.
     let mut groups: Vec<(String, Group)> = Vec::new();
-    for name in names.iter().filter(|n| !n.starts_with('.')) {
+    let mut seen: HashSet<String> = HashSet::new();
+    for (folder, name) in names.iter().filter(|(_, n)| !n.starts_with('.')) {
         // `<label>-s<seed>-<id>`: labels may hold '-', ids and seeds never do.
         let mut parts = name.rsplitn(3, '-');
         let (Some(id), Some(seed), Some(label)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        if planned.contains(id) {
+        // A run linked under two of the folders is one run.
+        if planned.contains(id) || !seen.insert(id.to_string()) {
             continue;
         }
         let dir = folder.join(name);
@@ -79,7 +91,7 @@ pub fn unplanned_runs(exp: &Experiment, plan: &[RunSpec], elsewhere: &[Elsewhere
     let mut lines: Vec<String> = groups.iter().take(limit).map(|(_, g)| g.line()).collect();
     if groups.len() > limit {
         let more: usize = groups[limit..].iter().map(|(_, g)| g.names.len()).sum();
-        lines.push(format!("... and {more} more under {}", folder.display()));
+        lines.push(format!("... and {more} more under {}", runs.display()));
     }
     lines
 }

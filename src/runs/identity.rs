@@ -72,6 +72,15 @@ const ADDED_KEYS: &[AddedKey] = &[
     ("model", "geometry_cues", || serde_json::json!("none")),
 ];
 
+/// Keys that never change a run, whatever else the config says: where results go, how
+/// often a run logs, checkpoints or scores its learning curve, the evaluation batch.
+/// [`canonical`] puts them back to their defaults; names of overridden experiments
+/// leave them out, so `GEOSR_TRAIN__CHECKPOINT_EVERY` in a shell renames nothing.
+pub fn never_changes_a_run(key: &str) -> bool {
+    key.starts_with("output.")
+        || ["train.log_every", "train.checkpoint_every", "eval.batch_size", "eval.every", "eval.curve_size"].contains(&key)
+}
+
 /// `config` with every key that cannot change its run's numbers at its default.
 /// Each rule follows from what [`crate::model::GeoSr::new`] builds and what the
 /// training loop reads: a key only lands here when no code path of this config reads it.
