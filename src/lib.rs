@@ -6,8 +6,10 @@
 //! generates or loads the benchmark; `model` is the paper's framework
 //! and its variants; `train` fits it; `eval` scores it with the benchmarks'
 //! official metrics; `runs` stores every run with its provenance; `launch`
-//! executes runs; `report` holds the paper's reference numbers.
+//! executes runs; `report` holds the paper's reference numbers; `archive` packs
+//! finished runs into a file that outlives the machine, and restores them.
 
+pub mod archive;
 pub mod benchmark;
 pub mod config;
 pub mod data;

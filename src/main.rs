@@ -9,5 +9,5 @@ use clap::Parser;
 fn main() -> ExitCode {
     cli::process::setup();
     let cli = cli::Cli::parse();
-    cli::exit::code(cli.command.run())
+    cli::exit::code(cli.run())
 }

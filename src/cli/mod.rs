@@ -3,8 +3,10 @@
 pub mod exit;
 pub mod process;
 
+mod archive;
 mod args;
 mod backend;
+mod docs;
 mod execute;
 mod inspect;
 mod live;
@@ -24,8 +26,39 @@ use args::ExperimentArgs;
 #[derive(Parser)]
 #[command(name = "geosr", version, about = "Reproduce and extend the GeoSR ablations from declarative configs")]
 pub struct Cli {
+    /// The run store: the folder that holds every run (default: <results>/store). Put it on
+    /// shared storage to share runs between working directories, Slurm nodes and people;
+    /// each run is trained by one process, the others skip it while it trains.
+    #[arg(long, global = true, value_name = "DIR", env = geosr::runs::store::STORE_ENV)]
+    pub store: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Runs the command, with the store `--store` names in force for this process and
+    /// the processes it starts (a sweep's runs, Slurm tasks).
+    pub fn run(self) -> Result<ExitCode> {
+        if let Some(dir) = &self.store {
+            let dir = shared_store(dir)?;
+            // Set before this process starts any thread (what makes set_var sound).
+            std::env::set_var(geosr::runs::store::STORE_ENV, dir);
+        }
+        self.command.run()
+    }
+}
+
+/// `--store DIR` made absolute (runs link to it from any working directory), after
+/// checking that it is a folder or can become one.
+fn shared_store(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    if dir.as_os_str().is_empty() {
+        return Err(exit::Usage("--store: expected a folder, got an empty path".into()).into());
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(exit::Usage(format!("--store {}: not a folder", dir.display())).into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("--store {}: {e}", dir.display()))?;
+    Ok(std::fs::canonicalize(dir)?)
 }
 
 #[derive(Subcommand)]
@@ -73,6 +106,15 @@ pub enum Command {
     /// Draw an experiment's figure from its stored runs to results/plots/EXPERIMENT.{svg,png}:
     /// grouped bars per subtask and Avg., or Avg. against the swept values for a sweep.
     Plot(report::PlotArgs),
+    /// Pack the finished runs of experiments (config, manifest, scores, predictions, logs,
+    /// tags; weights when asked) into one Parquet file that pandas, polars and DuckDB read.
+    Archive(archive::ArchiveArgs),
+    /// Restore the runs of archives (default: every results/archive/*.parquet) into the
+    /// store, after checking every hash; a run the store holds with other results is kept.
+    Import(archive::ImportArgs),
+    /// Rewrite the generated blocks (`<!-- geosr: COMMAND -->` ... `<!-- /geosr -->`) of
+    /// README.md and docs/*.md from the stored runs; `--check` names those that differ.
+    Docs(docs::DocsArgs),
 }
 
 impl Command {
@@ -97,6 +139,9 @@ impl Command {
             Command::Report(args) => report::report(args),
             Command::Runs(args) => runs::runs(args),
             Command::Tag(args) => runs::tag(args),
+            Command::Archive(args) => archive::archive(args),
+            Command::Import(args) => archive::import(args),
+            Command::Docs(args) => docs::docs(args),
         }
     }
 }

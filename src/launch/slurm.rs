@@ -84,6 +84,11 @@ pub fn script(plan: &[RunSpec], indices: &[usize], cmd: &TaskCommand, workdir: &
         s.push_str(&format!("#SBATCH --time={t}\n"));
     }
     s.push_str("set -euo pipefail\n\n");
+    // A store on shared storage (`--store`): every task must train into it, whatever
+    // the environment the script is later resubmitted from.
+    if let Some(store) = std::env::var_os(crate::runs::store::STORE_ENV).filter(|s| !s.is_empty()) {
+        s.push_str(&format!("export {}={}\n\n", crate::runs::store::STORE_ENV, quote(&store.to_string_lossy())));
+    }
     // The run id each index must resolve to: a task refuses to train something else
     // if the experiment file changed between submission and start.
     s.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");

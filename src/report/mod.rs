@@ -3,6 +3,7 @@
 pub mod claims;
 pub mod controls;
 pub mod diff;
+pub mod docs;
 pub mod html;
 pub mod paper;
 pub mod plot;

@@ -20,7 +20,7 @@ pub fn find_run(results_dir: &Path, query: &str) -> Result<RunDir, StoreError> {
         return Err(not_found());
     }
     let mut matches: Vec<PathBuf> = Vec::new();
-    for run in read_dirs(&results_dir.join("store"))? {
+    for run in read_dirs(&super::store::store_root(results_dir))? {
         let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name.starts_with(&prefix) {
             matches.push(run);

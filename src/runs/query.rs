@@ -95,7 +95,7 @@ pub fn scan(results_dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
             entries.entry(real).or_default().push(Entry { experiment: exp_name.clone(), label });
         }
     }
-    let mut dirs: Vec<PathBuf> = sub_dirs(&results_dir.join("store"))?
+    let mut dirs: Vec<PathBuf> = sub_dirs(&super::store::store_root(results_dir))?
         .into_iter()
         .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
         .collect();

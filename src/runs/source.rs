@@ -42,8 +42,17 @@ pub fn source_hash(root: &Path) -> Option<String> {
 /// listings, progress lines) but never runs between a config and its scores. A run's
 /// settings are all in its id, so these files and the config are the only ways code
 /// can differ without changing a run's numbers; the rest counts as training code.
-pub const REPORTING_ONLY: &[&str] =
-    &["src/report/", "src/cli/inspect.rs", "src/cli/live.rs", "src/cli/report.rs", "src/cli/runs.rs", "src/launch/progress.rs"];
+pub const REPORTING_ONLY: &[&str] = &[
+    "src/report/",
+    "src/archive.rs",
+    "src/cli/archive.rs",
+    "src/cli/docs.rs",
+    "src/cli/inspect.rs",
+    "src/cli/live.rs",
+    "src/cli/report.rs",
+    "src/cli/runs.rs",
+    "src/launch/progress.rs",
+];
 
 /// The fingerprint of the source that turns a run's config into its numbers: as
 /// [`source_hash`], without the [`REPORTING_ONLY`] files, so mending a table or a

@@ -46,6 +46,16 @@ pub fn verify_done(spec: &RunSpec, dir: &RunDir, manifest: &Manifest) -> Result<
 
 /// A stored config must describe the run it is stored with.
 fn check_config_id(spec: &RunSpec, config_text: &str) -> Result<(), String> {
+    let (id, legacy) = config_ids(config_text)?;
+    if id != spec.id && legacy != spec.id && legacy != spec.legacy_id {
+        return Err(format!("config.toml describes run {id}, not {}", spec.id));
+    }
+    Ok(())
+}
+
+/// The run id (and the id under the rule before inert keys were canonicalized) that a
+/// stored `config.toml` describes.
+pub fn config_ids(config_text: &str) -> Result<(String, String), String> {
     // A config this version wrote reads directly; one stored before a key existed is
     // read the way configs are layered, with that key's default, as its id was computed.
     let config = match toml::from_str::<crate::config::Config>(config_text) {
@@ -56,9 +66,5 @@ fn check_config_id(spec: &RunSpec, config_text: &str) -> Result<(), String> {
             resolve(&[Layer::defaults(), stored]).map_err(|e| e.to_string())?.config
         }
     };
-    let (id, legacy) = super::run_ids(&config);
-    if id != spec.id && legacy != spec.id && legacy != spec.legacy_id {
-        return Err(format!("config.toml describes run {id}, not {}", spec.id));
-    }
-    Ok(())
+    Ok(super::run_ids(&config))
 }

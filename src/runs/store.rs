@@ -41,9 +41,23 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// The variable that puts the run store elsewhere than `<results>/store` (set by
+/// `--store DIR`, and inherited by a sweep's run processes and Slurm tasks).
+pub const STORE_ENV: &str = "GEOSR_STORE";
+
+/// The folder that holds every run's folder: `$GEOSR_STORE` when set (a store on
+/// shared storage, which several working directories, nodes and people use at once;
+/// the runs' locks keep each run to one trainer), else `<results>/store`.
+pub fn store_root(results_dir: &Path) -> PathBuf {
+    match std::env::var_os(STORE_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => results_dir.join("store"),
+    }
+}
+
 /// Where the run of `id` keeps its files.
 pub fn store_path(results_dir: &Path, id: &str) -> PathBuf {
-    results_dir.join("store").join(id)
+    store_root(results_dir).join(id)
 }
 
 /// An experiment's entry for one of its runs.
@@ -80,11 +94,16 @@ pub fn run_dir(spec: &crate::config::RunSpec) -> RunDir {
 /// made under a temporary name and renamed into place.
 pub fn link_entry(spec: &crate::config::RunSpec, dir: &RunDir) -> Result<(), StoreError> {
     let results = PathBuf::from(&spec.resolved.config.output.results_dir);
-    let entry = entry_path(&results, &spec.experiment, &spec.dir_name());
+    link(&results, &spec.experiment, &spec.dir_name(), dir)
+}
+
+/// Makes `<results>/runs/<experiment>/<dir_name>` point at `dir`; see [`link_entry`].
+pub fn link(results: &Path, experiment: &str, dir_name: &str, dir: &RunDir) -> Result<(), StoreError> {
+    let entry = entry_path(results, experiment, dir_name);
     let parent = entry.parent().expect("an entry has a folder");
     // One temporary name per entry, so one left by a killed process is replaced (or
     // removed) by the next that links this entry.
-    let tmp = parent.join(format!(".tmp-link-{}", spec.dir_name()));
+    let tmp = parent.join(format!(".tmp-link-{dir_name}"));
     let points_here = || std::fs::canonicalize(&entry).ok() == std::fs::canonicalize(&dir.path).ok();
     match std::fs::symlink_metadata(&entry) {
         // The run's own folder (stored before the store), or another run's: left alone.
@@ -97,8 +116,12 @@ pub fn link_entry(spec: &crate::config::RunSpec, dir: &RunDir) -> Result<(), Sto
     }
     let io = |source| StoreError::Io { path: entry.clone(), source };
     std::fs::create_dir_all(parent).map_err(io)?;
-    // From runs/<experiment>/ up to the results folder, then into store/.
-    let target = Path::new("../..").join(dir.path.strip_prefix(&results).unwrap_or(&dir.path));
+    // From runs/<experiment>/ up to the results folder, then into store/, so a results
+    // folder moves whole; a store elsewhere (`--store`) is linked by its absolute path.
+    let target = match dir.path.strip_prefix(results) {
+        Ok(inside) if dir.path.is_relative() == results.is_relative() => Path::new("../..").join(inside),
+        _ => std::path::absolute(&dir.path).map_err(io)?,
+    };
     let _ = std::fs::remove_file(&tmp);
     #[cfg(unix)]
     let made = std::os::unix::fs::symlink(&target, &tmp);
