@@ -177,7 +177,9 @@ fn two_processes_on_one_shared_store_train_each_run_once() {
     let (ca, cb) = (start(&a), start(&b));
     for child in [ca, cb] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+        assert!(!stderr.contains("is not read"), "GEOSR_STORE is not a config variable to warn about: {stderr}");
     }
     let runs: Vec<PathBuf> = std::fs::read_dir(shared.path()).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(runs.len(), 4, "{runs:?}");

@@ -512,3 +512,27 @@ fn config_show_selects_a_sweep_point() {
     assert!(out.contains("| run a_gamma0.6 |"), "{out}");
     assert!(out.lines().any(|l| l.contains("model.mask.gamma") && l.contains("0.6") && l.contains("sweep")), "{out}");
 }
+
+/// A finished run whose predictions.csv is gone (or changed) is not done: the claims
+/// need it. `status` names the file, the table leaves the run out, and a sweep trains
+/// it again, keeping what was left aside in its history.
+#[test]
+fn a_run_that_lost_its_predictions_is_damaged_and_trained_again() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &TINY);
+    geosr(&p).args(["sweep", "tiny"]).assert().success();
+    let run = entries(&p, "tiny").remove(0);
+    let predictions = std::fs::read(run.join("predictions.csv")).unwrap();
+    std::fs::remove_file(run.join("predictions.csv")).unwrap();
+    let status = stdout(&p, &["status", "tiny"]);
+    assert!(status.contains("damaged") && status.contains("predictions.csv is missing"), "{status}");
+    let table = stdout(&p, &["table", "tiny", "--format", "csv"]);
+    assert!(table.lines().any(|l| l.starts_with("a,avg,,,0,")), "a damaged run must not count:\n{table}");
+    let out = stdout(&p, &["sweep", "tiny"]);
+    assert!(out.contains("1 to run"), "{out}");
+    assert_eq!(std::fs::read(run.join("predictions.csv")).unwrap(), predictions, "the same run trained again gives the same file");
+    // An edited one is named too.
+    std::fs::write(run.join("predictions.csv"), b"index,subtask,score\n").unwrap();
+    let status = stdout(&p, &["status", "tiny"]);
+    assert!(status.contains("predictions.csv changed after the run wrote it"), "{status}");
+}

@@ -123,7 +123,7 @@ fn generate(exe: &Path, doc: &Path, block: &Block, check_dir: Option<&Path>) -> 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(out_dir) = out_dir else {
         let markdown = args.windows(2).any(|w| w[0] == "--format" && w[1] == "md") || args.iter().any(|a| a == "--format=md");
-        return Ok(Generated { body: docs::body(&stdout, markdown), figures_match: true });
+        return Ok(Generated { body: docs::body(&block.command(), &stdout, markdown), figures_match: true });
     };
     // `plot` says `wrote PATH` for each file; the SVG is what the document shows.
     let mut links = String::new();
@@ -141,7 +141,7 @@ fn generate(exe: &Path, doc: &Path, block: &Block, check_dir: Option<&Path>) -> 
             links.push_str(&format!("![{stem}]({link})\n"));
         }
     }
-    Ok(Generated { body: links, figures_match })
+    Ok(Generated { body: docs::body(&block.command(), &links, true), figures_match })
 }
 
 /// `target` as a link from a document in `from` (both relative to the working folder).

@@ -153,7 +153,8 @@ pub fn env_layers(vars: impl IntoIterator<Item = (String, String)>) -> Result<Ve
 pub fn env_warnings(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
     let mut out: Vec<String> = vars
         .into_iter()
-        .filter(|(k, _)| k.starts_with("GEOSR_") && !k.contains("__"))
+        // GEOSR_STORE is the run store's place (`--store`), not a config key.
+        .filter(|(k, _)| k.starts_with("GEOSR_") && !k.contains("__") && k != crate::runs::store::STORE_ENV)
         .map(|(k, _)| {
             let guess = k["GEOSR_".len()..].to_uppercase().replacen('_', "__", 1);
             format!("{k} is not read: config variables are GEOSR_<SECTION>__<KEY>, e.g. GEOSR_{guess}")

@@ -88,17 +88,19 @@ pub fn splice(text: &str, blocks: &[Block], bodies: &[String]) -> String {
     out
 }
 
-/// A command's output as a block body: Markdown as it is (`--format md`, figures),
-/// anything else as preformatted text, so terminal tables keep their columns.
-pub fn body(output: &str, markdown: bool) -> String {
+/// A command's output as a block body, under a line naming the command (the marker
+/// itself does not show once the Markdown is rendered): Markdown as it is (`--format
+/// md`, figures), anything else as preformatted text, so terminal tables keep their columns.
+pub fn body(command: &str, output: &str, markdown: bool) -> String {
     let output = output.trim_end();
+    let caption = format!("<sub>`{command}`</sub>\n\n");
     if output.is_empty() {
-        return String::new();
+        return caption;
     }
     if markdown {
-        format!("{output}\n")
+        format!("{caption}{output}\n")
     } else {
-        format!("```text\n{output}\n```\n")
+        format!("{caption}```text\n{output}\n```\n")
     }
 }
 
@@ -116,9 +118,9 @@ mod tests {
         assert_eq!(found[0].body, "old | table\n");
         assert_eq!(found[1].args, ["runs", "--where", "metrics.avg > 50"]);
         assert_eq!(found[1].body, "");
-        let new = splice(DOC, &found, &["new\n".into(), body("a  b", false)]);
+        let new = splice(DOC, &found, &["new\n".into(), body(&found[1].command(), "a  b", false)]);
         assert!(new.contains("--format md -->\nnew\n<!-- /geosr -->\nProse 2."), "{new}");
-        assert!(new.contains("50\" -->\n```text\na  b\n```\n<!-- /geosr -->\n"), "{new}");
+        assert!(new.contains("50\" -->\n<sub>`geosr runs --where 'metrics.avg > 50'`</sub>\n\n```text\na  b\n```\n<!-- /geosr -->\n"), "{new}");
         // Splicing what is there changes nothing.
         let same: Vec<String> = found.iter().map(|b| b.body.clone()).collect();
         assert_eq!(splice(DOC, &found, &same), DOC);

@@ -15,18 +15,23 @@ pub fn is_stale(manifest: &Manifest) -> bool {
 
 /// Checks that a run marked done has everything a table needs, and returns its
 /// evaluation rows, or what is wrong. A run that recorded its files' hashes is checked
-/// against them (any change to `config.toml` or `eval.csv` since it finished); an
-/// older run's config must re-hash to its id. Either way eval.csv must read back with
-/// its averages and a finite score in every row. (The claims' bootstrap also needs
-/// predictions.csv; a run without one is left out of the claims.)
+/// against them (`config.toml`, `eval.csv`, `predictions.csv`: any of them missing or
+/// changed since it finished); an older run's config must re-hash to its id. Either way
+/// eval.csv must read back with its averages and a finite score in every row.
 pub fn verify_done(spec: &RunSpec, dir: &RunDir, manifest: &Manifest) -> Result<Vec<EvalRow>, String> {
     let read = |name: &str| std::fs::read(dir.path.join(name)).map_err(|e| format!("{name}: {e}"));
     let eval_bytes = read("eval.csv")?;
     if manifest.files.is_empty() {
         check_config_id(spec, &String::from_utf8_lossy(&read("config.toml")?))?;
     } else {
-        for (name, bytes) in [("config.toml", read("config.toml")?), ("eval.csv", eval_bytes.clone())] {
-            if manifest.files.get(name).is_some_and(|h| *h != super::manifest::sha256_hex(&bytes)) {
+        // Every file the run recorded a hash of, predictions.csv included: the claims
+        // need it, and a run that lost it is not done.
+        for (name, hash) in &manifest.files {
+            let bytes = std::fs::read(dir.path.join(name)).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{name} is missing (the run wrote it: its manifest has its hash)"),
+                _ => format!("{name}: {e}"),
+            })?;
+            if *hash != super::manifest::sha256_hex(&bytes) {
                 return Err(format!("{name} changed after the run wrote it (its hash differs from the manifest's)"));
             }
         }
