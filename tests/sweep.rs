@@ -369,6 +369,35 @@ fn a_slurm_job_array_runs_the_sweep_and_its_table_reads_back() {
     assert_eq!(subs[1]["tasks"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["4", "5"]);
 }
 
+/// A Slurm sweep into a shared store (`--store`): the script exports it, every task
+/// trains into it, and the working folder's own store stays empty.
+#[test]
+fn a_slurm_sweep_trains_into_the_shared_store() {
+    if no_slurm() {
+        return;
+    }
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &TINY.replace("seeds = [0, 1]", "seeds = [0]"));
+    let shared = tempfile::tempdir().unwrap();
+    let store = shared.path().canonicalize().unwrap();
+    geosr(&p).args(["sweep", "tiny", "--launcher", "slurm", "--time", "0:10:00", "--store"]).arg(&store).assert().success();
+    let script = files(&p.path().join("results/slurm/tiny")).into_iter().find(|f| f.extension().is_some_and(|e| e == "sbatch")).unwrap();
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains(&format!("export GEOSR_STORE={}", store.display())), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = geosr(&p).args(["status", "tiny", "--store"]).arg(&store).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("2 done") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the array did not finish:\n{text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 2);
+    assert!(!p.path().join("results/store").exists());
+}
+
 /// `sweep --controls` on Slurm: one array per condition, submitted in the same second,
 /// each with its own script, the control's tasks told their control.
 #[test]
@@ -384,8 +413,10 @@ fn a_slurm_sweep_with_controls_submits_one_array_per_control() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.matches("submitted job array").count(), 2, "{stdout}");
     assert!(stdout.contains("geosr status tiny --control faster"), "{stdout}");
-    let scripts: Vec<String> = files(&p.path().join("results/slurm/tiny"))
-        .into_iter()
+    // Each condition keeps its scripts and logs in its own folder.
+    let scripts: Vec<String> = ["tiny", "tiny-faster"]
+        .iter()
+        .flat_map(|name| files(&p.path().join("results/slurm").join(name)))
         .filter(|f| f.extension().is_some_and(|e| e == "sbatch"))
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect();
