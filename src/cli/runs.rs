@@ -82,11 +82,24 @@ pub fn results_dir(overrides: &Overrides) -> Result<PathBuf> {
 const RUN_COLUMNS: [&str; 5] = ["run.id", "run.experiment", "run.label", "run.seed", "run.status"];
 
 pub fn runs(args: RunsArgs) -> Result<ExitCode> {
+    // A folder that cannot be one is the caller's to fix (exit 2), found before anything runs.
+    if let Some(out) = &args.tensorboard {
+        if out.exists() && !out.is_dir() {
+            return Err(Usage(format!("--tensorboard {}: not a folder", out.display())).into());
+        }
+        std::fs::create_dir_all(out).map_err(|e| Usage(format!("--tensorboard {}: cannot make this folder: {e}", out.display())))?;
+    }
     let results = results_dir(&args.overrides)?;
     let all = query::scan(&results)?;
+    for r in &all {
+        if let Some(problem) = r.get("run.problem") {
+            eprintln!("warning: {}: {} (listed as damaged)", r.dir.path.display(), problem.text());
+        }
+    }
     let filters: Vec<Filter> = args.filters.iter().map(|f| f.parse()).collect::<Result<_, _>>().map_err(|e| Usage(format!("{e}")))?;
     for f in &filters {
         query::check_key(&all, &f.key, "--where").map_err(|e| Usage(e.to_string()))?;
+        f.check_value(&all).map_err(|e| Usage(e.to_string()))?;
     }
     for c in &args.columns {
         query::check_key(&all, c, "--columns").map_err(|e| Usage(e.to_string()))?;
@@ -216,17 +229,21 @@ pub fn tag(args: TagArgs) -> Result<ExitCode> {
     let parsed: Vec<(String, String)> =
         args.tags.iter().map(|t| geosr::runs::tags::parse_tag(t)).collect::<Result<_, _>>().map_err(Usage)?;
     let dir = geosr::runs::find_run(&results_dir(&args.overrides)?, &args.run)?;
-    let mut tags = geosr::runs::tags::read(&dir)?;
-    for key in &args.remove {
-        if tags.tags.remove(key).is_none() {
-            eprintln!("note: {} has no tag `{key}`", dir.path.display());
+    let mut missing = Vec::new();
+    let tags = geosr::runs::tags::update(&dir, |tags| {
+        for key in &args.remove {
+            if tags.tags.remove(key).is_none() {
+                missing.push(key.clone());
+            }
         }
+        tags.tags.extend(parsed);
+        if let Some(note) = args.note {
+            tags.note = (!note.is_empty()).then_some(note);
+        }
+    })?;
+    for key in missing {
+        eprintln!("note: {} has no tag `{key}`", dir.path.display());
     }
-    tags.tags.extend(parsed);
-    if let Some(note) = args.note {
-        tags.note = (!note.is_empty()).then_some(note);
-    }
-    geosr::runs::tags::write(&dir, &tags)?;
     println!("{}: {}", dir.path.display(), describe(&tags));
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::eval::EvalRow;
 
 use super::find::read_dirs as sub_dirs;
-use super::{Manifest, RunDir, StoreError};
+use super::{Manifest, RunDir, Status, StoreError};
 
 /// One value of a record, typed so that filters compare numbers as numbers and JSON
 /// keeps them numbers.
@@ -111,7 +111,7 @@ pub fn scan(results_dir: &Path) -> Result<Vec<RunRecord>, StoreError> {
         if !dir.manifest_path().exists() && !dir.config_path().exists() {
             continue;
         }
-        records.push(record(&dir, entries.get(&path).map(Vec::as_slice).unwrap_or(&[]))?);
+        records.push(record(&dir, entries.get(&path).map(Vec::as_slice).unwrap_or(&[])));
     }
     records.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     Ok(records)
@@ -139,17 +139,24 @@ fn file_name(path: &Path) -> String {
 }
 
 /// One run's record. `entries` are the experiments that link it; without any (a run
-/// no current experiment plans), its manifest's experiment and label stand in.
-fn record(dir: &RunDir, entries: &[Entry]) -> Result<RunRecord, StoreError> {
+/// no current experiment plans), its manifest's experiment and label stand in. A run
+/// whose files cannot be read or trusted is still a record: status `damaged`, and
+/// `run.problem` says what is wrong, as `table` and `status` name it and go on.
+fn record(dir: &RunDir, entries: &[Entry]) -> RunRecord {
     let mut fields = BTreeMap::new();
-    let manifest = dir.read_manifest()?;
+    let mut problems: Vec<String> = Vec::new();
+    let manifest = dir.read_manifest().unwrap_or_else(|e| {
+        problems.push(e.to_string());
+        None
+    });
     let config_path = dir.config_path();
     let config: Option<toml::Table> = match std::fs::read_to_string(&config_path) {
-        Ok(text) => Some(
-            toml::from_str(&text).map_err(|e| StoreError::Format { path: config_path.clone(), message: e.to_string() })?,
-        ),
+        Ok(text) => toml::from_str(&text).map_err(|e| problems.push(format!("{}: {e}", config_path.display()))).ok(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(StoreError::Io { path: config_path, source }),
+        Err(e) => {
+            problems.push(format!("{}: {e}", config_path.display()));
+            None
+        }
     };
     if let Some(config) = &config {
         flatten_toml("", config, &mut fields);
@@ -179,34 +186,55 @@ fn record(dir: &RunDir, entries: &[Entry]) -> Result<RunRecord, StoreError> {
     }) {
         fields.insert("run.seed".into(), Field::Int(seed));
     }
-    let status = match &manifest {
-        None => "pending".to_string(),
-        Some(_) if dir.is_locked() => "running".to_string(),
-        Some(m) => format!("{:?}", m.status).to_lowercase(),
-    };
-    fields.insert("run.status".into(), text(&status));
     if let Some(m) = &manifest {
         manifest_fields(m, &mut fields);
+        if m.status == Status::Done {
+            if let Err(why) = super::status::check_files(dir, m) {
+                problems.push(why);
+            }
+        }
     }
 
     let eval_path = dir.eval_csv();
     if eval_path.exists() {
-        let rows: Vec<EvalRow> = dir.read_csv(&eval_path)?;
-        let average = config
-            .as_ref()
-            .and_then(|c| c.get("eval")?.get("average")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| "macro".into());
-        metric_fields(&rows, &average, &mut fields);
+        match dir.read_csv::<EvalRow>(&eval_path) {
+            Ok(rows) => {
+                let average = config
+                    .as_ref()
+                    .and_then(|c| c.get("eval")?.get("average")?.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "macro".into());
+                metric_fields(&rows, &average, &mut fields);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
     }
 
-    let tags = super::tags::read(dir)?;
-    for (key, value) in &tags.tags {
-        fields.insert(format!("tags.{key}"), text(value));
+    match super::tags::read(dir) {
+        Ok(tags) => {
+            for (key, value) in &tags.tags {
+                fields.insert(format!("tags.{key}"), text(value));
+            }
+            if let Some(note) = &tags.note {
+                fields.insert("run.note".into(), text(note));
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
     }
-    if let Some(note) = &tags.note {
-        fields.insert("run.note".into(), text(note));
+
+    // What `status` would say: a live lock is running; a manifest left `running` by a
+    // process that is gone is interrupted.
+    let status = match &manifest {
+        _ if !problems.is_empty() => "damaged".to_string(),
+        None => "pending".to_string(),
+        Some(_) if dir.is_locked() => "running".to_string(),
+        Some(m) if m.status == Status::Running => "interrupted".to_string(),
+        Some(m) => format!("{:?}", m.status).to_lowercase(),
+    };
+    fields.insert("run.status".into(), text(&status));
+    if !problems.is_empty() {
+        fields.insert("run.problem".into(), text(&problems.join("; ")));
     }
-    Ok(RunRecord { dir: dir.clone(), fields })
+    RunRecord { dir: dir.clone(), fields }
 }
 
 fn flatten_toml(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, Field>) {
@@ -296,6 +324,8 @@ pub enum QueryError {
     BadFilter(String),
     #[error("{what} {key:?}: no stored run has this key{hint}")]
     UnknownKey { what: &'static str, key: String, hint: String },
+    #[error("--where {key} {op} {value:?}: `{key}` holds numbers, so {op} compares it with a number, e.g. \"{key} {op} 0.5\"")]
+    NotANumber { key: String, op: &'static str, value: String },
 }
 
 impl std::str::FromStr for Filter {
@@ -314,7 +344,8 @@ impl std::str::FromStr for Filter {
             .ok_or_else(bad)?;
         let key = text[..at].trim();
         let value = text[at + len..].trim();
-        if key.is_empty() || value.is_empty() {
+        // `>> 3`, `=> 3`: a second operator is a typo, not a value to compare text with.
+        if key.is_empty() || value.is_empty() || value.starts_with(['=', '<', '>', '!', '~']) {
             return Err(bad());
         }
         Ok(Filter { key: key.to_string(), op, value: value.trim_matches('"').to_string() })
@@ -344,6 +375,25 @@ impl Filter {
             Op::Lt => ordering == Less,
             Op::Contains => unreachable!("handled above"),
         }
+    }
+}
+
+impl Filter {
+    /// Refuses an order comparison of a numeric key with something that is not a
+    /// number (`metrics.avg > abc`), which would compare text and select nothing.
+    pub fn check_value(&self, records: &[RunRecord]) -> Result<(), QueryError> {
+        let op = match self.op {
+            Op::Ge => ">=",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Lt => "<",
+            _ => return Ok(()),
+        };
+        let numeric = records.iter().filter_map(|r| r.get(&self.key)).any(|f| f.as_f64().is_some());
+        if numeric && self.value.parse::<f64>().is_err() {
+            return Err(QueryError::NotANumber { key: self.key.clone(), op, value: self.value.clone() });
+        }
+        Ok(())
     }
 }
 
@@ -440,6 +490,15 @@ mod tests {
         assert!(!"model.fusion!=gated".parse::<Filter>().unwrap().matches(&r));
         // A run without the key never passes, not even `!=`.
         assert!(!"model.mask.beta!=0.5".parse::<Filter>().unwrap().matches(&r));
+        // Doubled or reversed operators are typos, and an order against text is refused
+        // for a numeric key (each of these used to select nothing, silently).
+        for typo in ["metrics.avg >> 3", "metrics.avg => 3", "metrics.avg <> 3", "a == =b"] {
+            assert!(typo.parse::<Filter>().is_err(), "{typo}");
+        }
+        let records = [r];
+        assert!("train.steps > abc".parse::<Filter>().unwrap().check_value(&records).is_err());
+        assert!("train.steps > 9".parse::<Filter>().unwrap().check_value(&records).is_ok());
+        assert!("model.fusion > a".parse::<Filter>().unwrap().check_value(&records).is_ok(), "text keys order as text");
     }
 
     #[test]

@@ -24,17 +24,7 @@ pub fn verify_done(spec: &RunSpec, dir: &RunDir, manifest: &Manifest) -> Result<
     if manifest.files.is_empty() {
         check_config_id(spec, &String::from_utf8_lossy(&read("config.toml")?))?;
     } else {
-        // Every file the run recorded a hash of, predictions.csv included: the claims
-        // need it, and a run that lost it is not done.
-        for (name, hash) in &manifest.files {
-            let bytes = std::fs::read(dir.path.join(name)).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => format!("{name} is missing (the run wrote it: its manifest has its hash)"),
-                _ => format!("{name}: {e}"),
-            })?;
-            if *hash != super::manifest::sha256_hex(&bytes) {
-                return Err(format!("{name} changed after the run wrote it (its hash differs from the manifest's)"));
-            }
-        }
+        check_files(dir, manifest)?;
     }
     let rows: Vec<EvalRow> = csv::Reader::from_reader(eval_bytes.as_slice())
         .deserialize()
@@ -47,6 +37,22 @@ pub fn verify_done(spec: &RunSpec, dir: &RunDir, manifest: &Manifest) -> Result<
         return Err(format!("eval.csv: `{}` scores {}", bad.subtask, bad.score));
     }
     Ok(rows)
+}
+
+/// Every file a run recorded a hash of (`config.toml`, `eval.csv`, `predictions.csv`)
+/// is there and unchanged: the claims need predictions.csv, and a run that lost it is
+/// not done.
+pub fn check_files(dir: &RunDir, manifest: &Manifest) -> Result<(), String> {
+    for (name, hash) in &manifest.files {
+        let bytes = std::fs::read(dir.path.join(name)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{name} is missing (the run wrote it: its manifest has its hash)"),
+            _ => format!("{name}: {e}"),
+        })?;
+        if *hash != super::manifest::sha256_hex(&bytes) {
+            return Err(format!("{name} changed after the run wrote it (its hash differs from the manifest's)"));
+        }
+    }
+    Ok(())
 }
 
 /// A stored config must describe the run it is stored with.

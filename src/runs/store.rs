@@ -264,6 +264,18 @@ fn remove_stale_temps(dir: &Path) {
     }
 }
 
+/// Waits for, then holds, an exclusive lock on `path` (created if need be), for a short
+/// read-change-write of a file beside it (a run's tags). Dropping the file releases it,
+/// as does the holder's death.
+pub fn lock_blocking(path: &Path) -> Result<std::fs::File, StoreError> {
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io)?;
+    if !wait_exclusive(&file) {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    Ok(file)
+}
+
 /// Held while a run trains; dropping it (or the process dying) releases the lock.
 #[derive(Debug)]
 pub struct RunLock {
@@ -290,6 +302,11 @@ fn lock_exclusive(file: &std::fs::File) -> bool {
 }
 
 #[cfg(target_os = "linux")]
+fn wait_exclusive(file: &std::fs::File) -> bool {
+    ofd_lock(file, libc::F_OFD_SETLKW).is_some()
+}
+
+#[cfg(target_os = "linux")]
 fn held_by_another(file: &std::fs::File) -> bool {
     ofd_lock(file, libc::F_OFD_GETLK).is_some_and(|r| r.l_type != libc::F_UNLCK as libc::c_short)
 }
@@ -301,6 +318,13 @@ fn lock_exclusive(file: &std::fs::File) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
+#[cfg(all(unix, not(target_os = "linux")))]
+fn wait_exclusive(file: &std::fs::File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor we own; no memory is shared with the call.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) == 0 }
+}
+
 /// Without a way to ask, the lock is taken and released at once.
 #[cfg(all(unix, not(target_os = "linux")))]
 fn held_by_another(file: &std::fs::File) -> bool {
@@ -309,6 +333,11 @@ fn held_by_another(file: &std::fs::File) -> bool {
 
 #[cfg(not(unix))]
 fn lock_exclusive(_: &std::fs::File) -> bool {
+    true
+}
+
+#[cfg(not(unix))]
+fn wait_exclusive(_: &std::fs::File) -> bool {
     true
 }
 

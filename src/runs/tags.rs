@@ -36,6 +36,20 @@ pub fn write(dir: &RunDir, tags: &Tags) -> Result<(), StoreError> {
     write_atomic(&dir.path.join(FILE), &json)
 }
 
+/// Reads the run's tags, lets `change` edit them and writes them back if they changed,
+/// all under the run's tag lock, so two `geosr tag` at once on one run both land (each
+/// read-change-write used to overwrite the other's). Returns the tags as they are now.
+pub fn update(dir: &RunDir, change: impl FnOnce(&mut Tags)) -> Result<Tags, StoreError> {
+    let _lock = super::store::lock_blocking(&dir.path.join(".tags.lock"))?;
+    let before = read(dir)?;
+    let mut tags = before.clone();
+    change(&mut tags);
+    if tags != before {
+        write(dir, &tags)?;
+    }
+    Ok(tags)
+}
+
 /// A tag `key=value` as typed; the key must be usable in a `--where tags.KEY...` filter.
 pub fn parse_tag(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
