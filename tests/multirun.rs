@@ -184,3 +184,29 @@ fn assert_rendered(shot: &Path) {
     assert!(inked > 20_000, "only {inked} inked pixels: the page looks blank");
     assert!(coloured > 2_000, "only {coloured} coloured pixels: the figure did not render");
 }
+
+/// `--grid` never makes rows that are one run under several labels, nor drops an axis in
+/// silence: seeds, keys that change no run, a key given twice and array values are
+/// refused with what to do instead, and nothing is written.
+#[test]
+fn grid_refuses_axes_that_would_duplicate_or_drop_runs() {
+    let p = Project::new();
+    tiny(&p, "g", "[0]", "steps = 2", "");
+    for (grid, says) in [
+        (&["train.seed=1,2"][..], "the seeds are the experiment's `seeds` list"),
+        (&["train.checkpoint_every=1,2"], "never changes a run"),
+        (&["model.mask.gamma=0.4", "model.mask.gamma=0.6"], "is given twice"),
+        (&["data.vision_grid=[4,4],[2,2]"], "not arrays or tables"),
+    ] {
+        let mut cmd = geosr_in(p.path());
+        cmd.args(["plan", "g"]);
+        for g in grid {
+            cmd.args(["--grid", g]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--grid {grid:?}: {stderr}");
+        assert!(stderr.contains(says), "--grid {grid:?}: {stderr}");
+    }
+    assert!(!p.path().join("results").exists());
+}

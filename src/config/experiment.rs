@@ -200,9 +200,27 @@ impl Experiment {
         }
         let mut notes = Vec::new();
         let mut slug_parts = Vec::new();
-        for (key, values) in axes {
+        for (i, (key, values)) in axes.iter().enumerate() {
             if values.is_empty() {
                 return Err(self.err(format!("--grid {key}=: expected one or more comma-separated values")));
+            }
+            // Each of these made rows that are one run under several labels, or lost an axis.
+            if axes[..i].iter().any(|(k, _)| k == key) {
+                return Err(self.err(format!("--grid {key} is given twice: give all its values in one, e.g. --grid {key}=V1,V2")));
+            }
+            if key == "train.seed" {
+                return Err(self.err(
+                    "--grid train.seed: the seeds are the experiment's `seeds` list (each run's seed is set from it, \
+                     after the grid), so every point would be the same runs; change `seeds` in the file, or pick seeds \
+                     with --seed"
+                        .to_string(),
+                ));
+            }
+            if crate::runs::identity::never_changes_a_run(key) {
+                return Err(self.err(format!(
+                    "--grid {key}: `{key}` never changes a run, so every point would be the same run under another \
+                     label; set it for all runs with --set {key}=VALUE"
+                )));
             }
             if self.file.sweep.zip.iter().any(|g| g.contains_key(key)) {
                 return Err(self.err(format!(
@@ -656,6 +674,13 @@ pub fn parse_grid(text: &str) -> Result<(String, Vec<toml::Value>), String> {
     let key = key.trim();
     if key.is_empty() || values.trim().is_empty() {
         return Err(format!("--grid {text}: expected KEY=V1,V2,... (e.g. model.mask.gamma=0.2,0.4,0.6)"));
+    }
+    // Values are split at commas, which an array or table has inside it.
+    if values.contains(['[', '{']) {
+        return Err(format!(
+            "--grid {text}: --grid takes plain values (numbers, strings, booleans) split at commas, not arrays or tables; \
+             sweep `{key}` with a [sweep.grid] (or [[sweep.zip]]) entry in the experiment file instead"
+        ));
     }
     let values = values
         .split(',')
