@@ -365,3 +365,27 @@ fn every_shipped_experiment_plans() {
         }
     }
 }
+
+/// Arguments that cannot mean anything are refused with exit 2 and a message that says
+/// what was expected, before anything runs or is written.
+#[test]
+fn meaningless_arguments_exit_2_and_say_what_was_expected() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    p.write("not-a-folder", "x");
+    for (args, says) in [
+        (&["reproduce", "tiny", "--jobs", "0"][..], "--jobs 0: expected at least 1"),
+        (&["status", "tiny", "--watch", "0"], "--watch 0: expected a period"),
+        (&["runs", "--tensorboard", "not-a-folder"], "not a folder"),
+        (&["runs", "--tensorboard", "/proc/geosr-tb"], "cannot make this folder"),
+        (&["plot", "tiny", "--curves"], "no run has logged a training step yet"),
+        (&["run", "tiny", "--seed", "-1"], "expected a seed, a whole number 0 or more"),
+        (&["table", "tiny", "--reference"], "has no `reference`"),
+    ] {
+        let out = geosr(&p).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(!p.path().join("results/store").exists(), "nothing may train");
+}

@@ -174,8 +174,13 @@ pub struct Selection {
     #[arg(long)]
     pub variant: Vec<String>,
     /// Only this seed (repeatable); one of the experiment's `seeds`.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = seed_value)]
     pub seed: Vec<u64>,
+}
+
+/// A `--seed`: `-1` is a bad seed, not an unknown flag.
+fn seed_value(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| format!("expected a seed, a whole number 0 or more (one of the experiment's `seeds`), got {text:?}"))
 }
 
 impl Selection {

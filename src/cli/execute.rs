@@ -53,17 +53,18 @@ impl Job for Execute<'_> {
 }
 
 fn print_scores(dir: &std::path::Path, eval: &[geosr::eval::EvalRow]) {
-    // The probe columns show how the score moves when a stream is zeroed.
+    // The probe columns: the score lost when a stream is zeroed, as `diff`, `runs`
+    // (`metrics.drop_no_geometry`) and eval.csv call it.
     println!(
-        "  {:<16} {:>6} {:>6} {:>6} {:>5}  {:>9} {:>9} {:>6}",
-        "subtask", "score", "chance", "prior", "n", "no geo.", "no vision", "alpha"
+        "  {:<16} {:>6} {:>6} {:>6} {:>5}  {:>9} {:>11} {:>6}",
+        "subtask", "score", "chance", "prior", "n", "geo drop", "vision drop", "alpha"
     );
     for row in eval {
         let alpha = row.alpha.map(|a| format!("{a:.2}")).unwrap_or_else(|| "-".into());
         let prior = row.prior.map(|p| format!("{p:.1}")).unwrap_or_else(|| "-".into());
         println!(
-            "  {:<16} {:>6.1} {:>6.1} {:>6} {:>5}  {:>+9.1} {:>+9.1} {:>6}",
-            row.name, row.score, row.chance, prior, row.questions, 0.0 - row.drop_no_geometry, 0.0 - row.drop_no_vision, alpha
+            "  {:<16} {:>6.1} {:>6.1} {:>6} {:>5}  {:>9.1} {:>11.1} {:>6}",
+            row.name, row.score, row.chance, prior, row.questions, row.drop_no_geometry, row.drop_no_vision, alpha
         );
     }
     println!("  -> {}", dir.display());

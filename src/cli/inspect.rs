@@ -45,7 +45,13 @@ pub struct DiffArgs {
     /// over the row's finished seeds.
     #[arg(long, conflicts_with = "runs")]
     experiment: Option<String>,
-    // Only output.results_dir is read, to find runs given by id.
+    /// With --experiment: its rows under one of its [[controls]].
+    #[arg(long, requires = "experiment", value_name = "NAME")]
+    control: Option<String>,
+    /// With --experiment: its rows with a --grid axis, as `sweep --grid` trained them.
+    #[arg(long = "grid", requires = "experiment", value_name = "KEY=V1,V2,..")]
+    grid: Vec<String>,
+    // With runs, only output.results_dir is read, to find runs given by id.
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -158,6 +164,9 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         stray_notes(&loaded, &plan, args.controls);
         return Ok(ExitCode::SUCCESS);
     };
+    if every == 0 {
+        return Err(Usage("--watch 0: expected a period of at least 1 second".into()).into());
+    }
     let clear = std::io::stdout().is_terminal();
     loop {
         let (text, busy) = text()?;
@@ -249,7 +258,7 @@ fn status_text(name: &str, experiment: &str, plan: &[geosr::config::RunSpec]) ->
 
 pub fn diff(args: DiffArgs) -> Result<ExitCode> {
     if let Some(experiment) = args.experiment {
-        let loaded = ExperimentArgs { experiment, overrides: args.overrides, grid: Vec::new(), control: None }.load()?;
+        let loaded = ExperimentArgs { experiment, overrides: args.overrides, grid: args.grid, control: args.control }.load()?;
         let columns = row_columns(&loaded.plan()?);
         print!("{}", geosr::report::diff::diff_many(&columns).render());
         return Ok(ExitCode::SUCCESS);

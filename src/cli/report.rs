@@ -52,6 +52,9 @@ enum BenchName {
 }
 
 pub fn table(args: TableArgs) -> Result<ExitCode> {
+    if args.reference {
+        check_reference(&args.experiment.load()?.exp)?;
+    }
     if args.controls {
         return controls_table(&args);
     }
@@ -118,11 +121,12 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
     let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(&plan[0].resolved.config.output.results_dir).join("plots"));
     if args.curves {
         let Some(curves) = plot::learning(&loaded.exp.file.title, &plan)? else {
-            return Err(anyhow::anyhow!(
+            // As `plot` without --curves: nothing to draw is the caller's to fix (exit 2).
+            return Err(Usage(format!(
                 "{}: no run has logged a training step yet (train.csv); start them with `geosr sweep {}`",
-                loaded.exp.name,
-                args.experiment.experiment
-            ));
+                loaded.exp.name, args.experiment.experiment
+            ))
+            .into());
         };
         if curves.without_curve > 0 {
             eprintln!(
@@ -144,6 +148,21 @@ pub fn plot(args: PlotArgs) -> Result<ExitCode> {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--reference` needs the paper's numbers: an experiment without a `reference` CSV, or
+/// with one that does not read, is refused rather than shown without them.
+fn check_reference(exp: &geosr::config::Experiment) -> Result<()> {
+    let Some(path) = &exp.file.reference else {
+        return Err(Usage(format!(
+            "--reference: {} has no `reference` (a CSV of the paper's numbers, as results/paper/table3.csv); drop the flag or add one",
+            exp.path.display()
+        ))
+        .into());
+    };
+    let full = exp.root.join(path);
+    geosr::report::paper::PaperTable::load(&full).map_err(|e| Usage(format!("{}: `reference` = {path:?}: {e}", exp.path.display())))?;
+    Ok(())
 }
 
 /// Writes the experiment's report page under `<results>/reports/`; returns its path.

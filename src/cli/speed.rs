@@ -24,7 +24,7 @@ const WARM_UP: usize = 3;
 pub struct SpeedArgs {
     /// Experiment name (experiments/NAME.toml) or path.
     experiment: String,
-    /// Variant label (default: the first).
+    /// Time only this variant (default: every variant of the experiment, one after another).
     #[arg(long)]
     variant: Option<String>,
     /// Timed optimizer steps (after 3 warm-up steps).

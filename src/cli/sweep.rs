@@ -125,6 +125,9 @@ fn sweep_one(args: &SweepArgs, experiment: &ExperimentArgs) -> Result<usize> {
 
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     args.target.check()?;
+    if args.jobs == 0 {
+        return Err(Usage("--jobs 0: expected at least 1 run at once".into()).into());
+    }
     let conditions = args.experiment.conditions(args.controls)?;
     let mut failed = 0;
     let mut outputs = None;
