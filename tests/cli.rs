@@ -389,3 +389,22 @@ fn meaningless_arguments_exit_2_and_say_what_was_expected() {
     }
     assert!(!p.path().join("results/store").exists(), "nothing may train");
 }
+
+/// `plan` and `status` say how long the runs left would take here, even for an
+/// experiment none of whose runs has finished: at the pace of the runs finished on
+/// this machine, scaled by each run's FLOPs.
+#[test]
+fn plan_estimates_the_time_left_from_runs_finished_on_this_machine() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    p.write("experiments/other.toml", &TINY.replace("lr = 1e-3", "lr = 2e-3"));
+    let before = String::from_utf8(geosr(&p).args(["plan", "other"]).output().unwrap().stdout).unwrap();
+    assert!(before.contains("1 run(s) to train: no time estimate yet"), "{before}");
+    geosr(&p).args(["run", "tiny"]).assert().success();
+    for command in ["plan", "status"] {
+        let out = String::from_utf8(geosr(&p).args([command, "other"]).output().unwrap().stdout).unwrap();
+        assert!(out.contains("1 run(s) to train: about") && out.contains("of any experiment finished on this machine"), "{command}: {out}");
+    }
+    let done = String::from_utf8(geosr(&p).args(["plan", "tiny"]).output().unwrap().stdout).unwrap();
+    assert!(!done.contains("to train"), "nothing left, no estimate: {done}");
+}

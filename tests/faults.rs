@@ -381,8 +381,14 @@ fn a_new_build_is_noticed_and_can_be_rerun() {
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p.path().join("results/tables/tiny+train.lr=0.002.json")).unwrap()).unwrap();
     assert_eq!(record["overrides"][0], "--set train.lr=0.002");
-    assert_eq!(record["rows"][0]["runs"][0]["id"].as_str().unwrap().len(), 10);
+    assert_eq!(record["table"]["rows"][0]["runs"][0]["id"].as_str().unwrap().len(), 10);
     assert!(record["geosr_build"]["source_hash"].as_str().is_some_and(|h| !h.is_empty()));
+    // The file reproduce writes has the scores, as `table --format json` prints them.
+    let avg = record["table"]["rows"][0]["cells"].as_array().unwrap().iter().find(|c| c["column"] == "avg").unwrap().clone();
+    assert!(avg["mean"].as_f64().is_some() && avg["n"] == 1, "{avg}");
+    let printed: serde_json::Value =
+        serde_json::from_slice(&geosr(&p).args(["table", "tiny", "--set", "train.lr=0.002", "--format", "json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(printed["rows"], record["table"]["rows"]);
     let md = std::fs::read_to_string(p.path().join("results/tables/tiny+train.lr=0.002.md")).unwrap();
     assert!(md.contains("--set train.lr=0.002"), "{md}");
 }

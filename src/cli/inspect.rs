@@ -106,7 +106,54 @@ pub fn plan(args: ExperimentArgs) -> Result<ExitCode> {
         b.push_record([r.label.clone(), r.seed.to_string(), r.id.clone(), params, state.word().to_string(), dir]);
     }
     println!("{}", b.build().with(Style::psql()));
+    let todo: Vec<f64> = unique_todo(&runs, &states);
+    if !todo.is_empty() {
+        println!("{}", time_to_train(&runs, &todo));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The work of each distinct run still to train (pending, interrupted, failed or damaged).
+fn unique_todo(plan: &[geosr::config::RunSpec], states: &[RunState]) -> Vec<f64> {
+    let mut seen = std::collections::HashSet::new();
+    plan.iter()
+        .zip(states)
+        .filter(|(spec, state)| state.needs_run() && seen.insert(spec.id.clone()))
+        .map(|(spec, _)| launch::progress::work(spec))
+        .collect()
+}
+
+/// How long the runs left would take on this machine, at the pace of the runs of this
+/// plan that finished here, or else of any run finished on this machine.
+fn time_to_train(plan: &[geosr::config::RunSpec], todo: &[f64]) -> String {
+    use geosr::launch::progress;
+    let mut own = progress::Eta::default();
+    let host = geosr::runs::manifest::this_host();
+    let mut n = 0;
+    for spec in plan {
+        if let Ok(Some(m)) = runs::run_dir(spec).read_manifest() {
+            if m.status == runs::Status::Done && m.provenance.host == host {
+                own.finished(m.wall_seconds(), progress::work(spec));
+                n += 1;
+            }
+        }
+    }
+    let (pace, source) = if own.has_data() {
+        (own, format!("at the pace of this plan's {n} run(s) finished here"))
+    } else {
+        let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir);
+        let (pace, n) = progress::host_pace(&results);
+        (pace, format!("at the pace of {n} run(s) of any experiment finished on this machine, scaled by each run's FLOPs"))
+    };
+    match (pace.remaining_s(todo, &[], 1), pace.remaining_s(todo, &[], 2)) {
+        (Some(one), Some(two)) => format!(
+            "{} run(s) to train: about {} one at a time, {} two at a time ({source})",
+            todo.len(),
+            progress::duration(one),
+            progress::duration(two)
+        ),
+        _ => format!("{} run(s) to train: no time estimate yet (no run has finished on this machine)", todo.len()),
+    }
 }
 
 /// Parameters of a run's model, from its config alone.
@@ -245,6 +292,8 @@ fn status_text(name: &str, experiment: &str, plan: &[geosr::config::RunSpec]) ->
             )?,
             None => write!(out, "; ETA after the first logged steps")?,
         }
+    } else if !queued.is_empty() {
+        write!(out, "\n{}", time_to_train(plan, &queued))?;
     }
     writeln!(out)?;
     if stale > 0 {

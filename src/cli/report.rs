@@ -43,6 +43,9 @@ enum TableFormat {
     Md,
     Csv,
     Latex,
+    /// Every cell's mean, spread, seeds and paper value, the runs behind each row and the
+    /// claims, as one JSON object.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +69,16 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
         TableFormat::Md => Format::Markdown,
         TableFormat::Csv => Format::Csv,
         TableFormat::Latex => Format::Latex,
+        TableFormat::Json => {
+            let verdicts = if exp.file.claims.is_empty() { Vec::new() } else { claims::check(&exp.file.claims, &plan, 2000)? };
+            let mut record = table.to_json();
+            record["experiment"] = serde_json::json!(exp.name);
+            record["claims"] = claims::to_json(&verdicts);
+            println!("{}", serde_json::to_string_pretty(&record).expect("json serializes"));
+            table.notes.iter().for_each(|n| eprintln!("{n}"));
+            stray_notes(&loaded, &plan, false);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     print!("{}", table.render(format));
     let text = matches!(format, Format::Term | Format::Markdown);
@@ -275,12 +288,9 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Resul
         "written": geosr::runs::manifest::now_rfc3339(),
         "geosr_build": { "commit": build_info.commit, "dirty": build_info.dirty, "source_hash": build_info.source_hash },
         "overrides": overrides,
-        "rows": table.rows.iter().map(|r| serde_json::json!({
-            "label": r.label,
-            "runs": r.runs.iter().map(|(seed, id)| serde_json::json!({ "seed": seed, "id": id })).collect::<Vec<_>>(),
-            "commits": r.code.iter().map(|c| c.commit.clone()).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "notes": table.notes,
+        // The same object as `table --format json`: the scores, not only the run ids.
+        "table": table.to_json(),
+        "claims": claims::to_json(&verdicts),
     });
     let path = results.join(format!("{name}.json"));
     geosr::runs::write_atomic(&path, &serde_json::to_vec_pretty(&record).expect("json serializes"))?;

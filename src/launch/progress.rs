@@ -43,10 +43,34 @@ pub fn read(spec: &RunSpec) -> Option<RunProgress> {
 /// The work of a run, in the unit [`Eta`] scales by: analytic FLOPs of a training step
 /// times its steps (steps alone where the data's shapes are unknown).
 pub fn work(spec: &RunSpec) -> f64 {
-    let config = &spec.resolved.config;
-    let steps = total_steps(spec) as f64;
+    config_work(&spec.resolved.config)
+}
+
+fn config_work(config: &crate::config::Config) -> f64 {
+    let steps = crate::train::total_steps(config, config.data.train_size) as f64;
     crate::data::model_dims(&config.data)
         .map_or(steps, |dims| steps * crate::model::flops::train_step_flops(&config.model, &dims, config.train.batch_size) as f64)
+}
+
+/// The pace of every run finished on this machine (by its manifest's host), whatever
+/// experiment planned it: how `plan` and `status` estimate an experiment none of whose
+/// own runs has finished. Returns the pace and how many runs it comes from.
+pub fn host_pace(results_dir: &std::path::Path) -> (Eta, usize) {
+    let host = crate::runs::manifest::this_host();
+    let mut eta = Eta::default();
+    let mut n = 0;
+    let Ok(entries) = std::fs::read_dir(crate::runs::store::store_root(results_dir)) else { return (eta, 0) };
+    for entry in entries.flatten() {
+        let dir = crate::runs::RunDir { path: entry.path() };
+        let Ok(Some(m)) = dir.read_manifest() else { continue };
+        if m.status != crate::runs::Status::Done || m.provenance.host != host {
+            continue;
+        }
+        let Some(config) = std::fs::read_to_string(dir.config_path()).ok().and_then(|t| toml::from_str(&t).ok()) else { continue };
+        eta.finished(m.wall_seconds(), config_work(&config));
+        n += 1;
+    }
+    (eta, n)
 }
 
 /// A sweep's remaining time, from the seconds per unit of [`work`] that the runs

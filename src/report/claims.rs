@@ -230,6 +230,21 @@ pub fn render(verdicts: &[Verdict]) -> String {
     out
 }
 
+/// The claims as data, for `table --format json`.
+pub fn to_json(verdicts: &[Verdict]) -> serde_json::Value {
+    verdicts
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "claim": v.claim.text, "better": v.claim.better, "worse": v.claim.worse,
+                "difference": v.difference, "ci95": v.ci95.map(|(lo, hi)| [lo, hi]),
+                "seeds": [v.seeds.0, v.seeds.1], "outcome": v.outcome(), "over_seeds": v.over_seeds(),
+                "incomparable": v.incomparable,
+            })
+        })
+        .collect()
+}
+
 /// The claims as a Markdown table, for documents (`table --format md`).
 pub fn render_markdown(verdicts: &[Verdict]) -> String {
     let mut out = String::from("| claim | diff | 95% CI | seeds | outcome |\n|---|---:|---|---:|---|\n");

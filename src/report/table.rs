@@ -82,6 +82,39 @@ pub struct Table {
     pub notes: Vec<String>,
 }
 
+impl Table {
+    /// The table as data, every cell's mean, spread, seed count and the paper's value,
+    /// for scripts (`table --format json`, and the JSON `reproduce` writes).
+    pub fn to_json(&self) -> serde_json::Value {
+        let column = |i: usize, cell: &Cell, paper: Option<f64>| {
+            serde_json::json!({
+                "column": self.columns[i].0, "header": self.columns[i].1,
+                "mean": cell.mean(), "std": cell.std(), "n": cell.values.len(), "values": cell.values, "paper": paper,
+            })
+        };
+        serde_json::json!({
+            "title": self.title,
+            "marks": self.marks,
+            "rows": self.rows.iter().map(|r| serde_json::json!({
+                "label": r.label,
+                "name": r.name,
+                "marks": self.marks.iter().zip(&r.marks).filter(|(_, on)| **on).map(|(m, _)| m).collect::<Vec<_>>(),
+                "average": format!("{:?}", r.average).to_lowercase(),
+                "seeds_done": r.seeds_done,
+                "seeds_planned": r.seeds_planned,
+                "cells": r.cells.iter().enumerate().map(|(i, c)| column(i, c, r.paper.get(i).copied().flatten())).collect::<Vec<_>>(),
+                "runs": r.runs.iter().map(|(seed, id)| serde_json::json!({ "seed": seed, "id": id })).collect::<Vec<_>>(),
+                "commits": r.code.iter().map(|c| c.commit.clone()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "baselines": self.baselines.iter().map(|b| serde_json::json!({
+                "name": b.name,
+                "values": self.columns.iter().zip(&b.values).map(|((key, _), v)| (key.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            })).collect::<Vec<_>>(),
+            "notes": self.notes,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Baseline {
     pub name: String,

@@ -511,15 +511,20 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// This machine's name, as a manifest records it.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 impl Provenance {
     /// Collects provenance for a run on `backend`/`device`, started by this process.
     pub fn collect(backend: &str, device: &str) -> Provenance {
         let git = git_state(&std::env::current_dir().unwrap_or_else(|_| ".".into()));
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "unknown".into());
+        let host = this_host();
         let (gpu, gpu_driver) = gpu_info(device);
         let warnings = build_mismatch(git.workdir.as_deref()).into_iter().collect();
         Provenance {
