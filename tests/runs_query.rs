@@ -223,3 +223,57 @@ for tag in ("train/loss", "eval/avg_macro", "eval_drop_no_geometry/avg_macro"):
     assert!(text.contains("eval/avg_macro [(3, 50.0)]"), "{text}");
     assert!(text.contains("eval_drop_no_geometry/avg_macro [(3, 2.0)]"), "{text}");
 }
+
+/// A run writes its scalars for TensorBoard as it trains: Python's tensorboard reads the
+/// run folder while the run still holds its lock (loss so far, the config as HParams),
+/// and again after it ends (the final scores, the session marked a success).
+#[test]
+fn tensorboard_reads_a_run_while_it_trains() {
+    let p = Project::new();
+    p.write("experiments/long.toml", &common::tiny_experiment("[0]", "steps = 4000", "[[variants]]\nlabel = \"a\"\n"));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("geosr"))
+        .current_dir(p.path())
+        .args(["run", "long"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = p.path().join("results/runs/long");
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0}); ea.Reload()
+scalars = ea.Tags()["scalars"]
+print("loss", len(ea.Scalars("train/loss")) if "train/loss" in scalars else 0)
+print("eval", "eval/avg_macro" in scalars)
+content = ea.PluginTagToContent("hparams")
+start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+print("fusion", start.hparams["model.fusion"].string_value, "steps", int(start.hparams["train.steps"].number_value))
+if "_hparams_/session_end_info" in content:
+    print("end", plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"]).session_end_info.status)
+"#;
+    let read = |dir: &std::path::Path| {
+        let out = std::process::Command::new("python3").args(["-c", script]).arg(dir).output().expect("python3");
+        assert!(out.status.success(), "Python's tensorboard could not read the run (pip install tensorboard):\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Wait for logged steps, then read while the run trains.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (dir, during) = loop {
+        let found = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path());
+        if let Some(dir) = found.filter(|d| std::fs::read_dir(d).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("events.out"))) {
+            let text = read(&dir);
+            if !text.contains("loss 0\n") {
+                break (dir, text);
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no live TensorBoard log");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let still_training = geosr::runs::RunDir { path: dir.clone() }.is_locked();
+    assert!(still_training, "the run ended before it could be read live; make it longer");
+    assert!(during.contains("eval False") && during.contains("fusion gated steps 4000") && !during.contains("end "), "{during}");
+    assert!(child.wait().unwrap().success());
+    let after = read(&dir);
+    assert!(after.contains("loss 4000") && after.contains("eval True") && after.contains("end 1"), "{after}");
+}

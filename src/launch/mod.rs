@@ -191,6 +191,51 @@ pub fn run_one<B: AutodiffBackend>(
     Ok(Outcome::Failed { dir: dir.path, reason: failure.reason })
 }
 
+/// The run's live TensorBoard log (`crate::runs::events`). A log that cannot be written
+/// is a warning, never a failed run; dropped before the run succeeded, it records a
+/// failure for the HParams dashboard.
+struct LiveLog {
+    writer: Option<crate::runs::events::EventWriter>,
+    succeeded: bool,
+}
+
+impl LiveLog {
+    fn start(spec: &RunSpec, dir: &RunDir) -> LiveLog {
+        let hparams = crate::runs::events::config_hparams(&spec.resolved.config);
+        let writer = crate::runs::events::EventWriter::create(&dir.path, hparams, &spec.id)
+            .map_err(|e| eprintln!("warning: no live TensorBoard log: {e}"))
+            .ok();
+        LiveLog { writer, succeeded: false }
+    }
+
+    /// Records `scalars` at `step` and hands them to TensorBoard.
+    fn log<'a>(&mut self, step: usize, scalars: impl IntoIterator<Item = (&'a str, f64)>) {
+        let Some(w) = self.writer.as_mut() else { return };
+        for (tag, value) in scalars {
+            w.scalar(tag, step as i64, value);
+        }
+        if let Err(e) = w.flush() {
+            eprintln!("warning: the live TensorBoard log stops here: {e}");
+            self.writer = None;
+        }
+    }
+
+    fn succeed(&mut self) {
+        self.succeeded = true;
+        if let Some(w) = self.writer.as_mut() {
+            let _ = w.end(true);
+        }
+    }
+}
+
+impl Drop for LiveLog {
+    fn drop(&mut self) {
+        if let (false, Some(w)) = (self.succeeded, self.writer.as_mut()) {
+            let _ = w.end(false);
+        }
+    }
+}
+
 /// Why a run failed, and at which training step when it failed while training.
 struct Failure {
     reason: String,
@@ -240,6 +285,7 @@ fn train_and_evaluate<B: AutodiffBackend>(
     };
     let mut write_error = None;
     let total = train::total_steps(config, train_data.samples.len());
+    let live = std::cell::RefCell::new(LiveLog::start(spec, dir));
     let mut peak_device = None;
     // Learning curves: the held-out slice scored now and then, rows kept across resumes.
     let curve_path = dir.path.join("curve.csv");
@@ -255,7 +301,10 @@ fn train_and_evaluate<B: AutodiffBackend>(
     let on_eval = |step: usize, model: &crate::model::GeoSr<B::InnerBackend>| {
         let (Some(h), Some(batcher)) = (&held_out, &held_out_batcher) else { return };
         let predictions = eval::predict(model, h, batcher, config.eval.batch_size, device);
-        for row in eval::summarize(h, &predictions, None) {
+        let summary = eval::summarize(h, &predictions, None);
+        let tags: Vec<(String, f64)> = summary.iter().map(|r| (format!("heldout/{}", r.subtask), r.score)).collect();
+        live.borrow_mut().log(step, tags.iter().map(|(t, v)| (t.as_str(), *v)));
+        for row in summary {
             curve.push(eval::CurveRow {
                 step,
                 subtask: row.subtask,
@@ -275,6 +324,7 @@ fn train_and_evaluate<B: AutodiffBackend>(
         if let Some(memory) = opts.device_memory {
             memory.sample(&mut peak_device);
         }
+        live.borrow_mut().log(row.step + 1, [("train/loss", row.loss), ("train/lr", row.lr), ("train/samples_per_s", row.samples_per_s)]);
         rows.push(row.clone());
         // Flush now and then so a watcher sees progress, and always just before a
         // checkpoint is taken, so a resumed run finds every row up to it on disk.
@@ -327,6 +377,11 @@ fn train_and_evaluate<B: AutodiffBackend>(
     }
     dir.write_csv(&dir.path.join("predictions.csv"), &predictions)?;
     dir.write_csv(&dir.eval_csv(), &eval_rows)?;
+    let mut live = live.into_inner();
+    let last = rows.last().map_or(0, |r| r.step + 1);
+    let tags: Vec<(String, f64)> = eval_rows.iter().map(|r| (format!("eval/{}", r.subtask), r.score)).collect();
+    live.log(last, tags.iter().map(|(t, v)| (t.as_str(), *v)));
+    live.succeed();
     Ok(eval_rows)
 }
 

@@ -1,88 +1,13 @@
 //! Stored runs as TensorBoard event files (`geosr runs ... --tensorboard DIR`), so geosr
-//! runs open in TensorBoard next to a researcher's other work.
-//!
-//! An event file is a sequence of TFRecords, each holding one `Event` protocol buffer.
-//! The two messages needed are declared here with prost's derive, and checksummed with
-//! the crc32c crate. (The tensorboard-rs crate writes the same files but pulls in
-//! protobuf 2 and image 0.23 for image summaries geosr does not write.)
+//! runs open in TensorBoard next to a researcher's other work, under names that say
+//! which experiment, row and seed each is. The format is [`crate::runs::events`]'s.
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
+pub use crate::runs::events::{event_file, Scalar};
 use crate::eval::{CurveRow, EvalRow};
 use crate::runs::{RunDir, StoreError};
 use crate::train::StepRow;
-
-/// `tensorflow.Event`, with the fields a scalar log uses.
-#[derive(Clone, PartialEq, Message)]
-struct Event {
-    #[prost(double, tag = "1")]
-    wall_time: f64,
-    #[prost(int64, tag = "2")]
-    step: i64,
-    #[prost(string, optional, tag = "3")]
-    file_version: Option<String>,
-    #[prost(message, optional, tag = "5")]
-    summary: Option<Summary>,
-}
-
-/// `tensorflow.Summary`.
-#[derive(Clone, PartialEq, Message)]
-struct Summary {
-    #[prost(message, repeated, tag = "1")]
-    value: Vec<SummaryValue>,
-}
-
-/// `tensorflow.Summary.Value` holding a `simple_value`.
-#[derive(Clone, PartialEq, Message)]
-struct SummaryValue {
-    #[prost(string, tag = "1")]
-    tag: String,
-    // Optional so that 0.0 is still written: it is one arm of a oneof upstream.
-    #[prost(float, optional, tag = "2")]
-    simple_value: Option<f32>,
-}
-
-/// The checksum TFRecord frames carry: CRC-32C, rotated and offset.
-fn masked_crc(bytes: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(bytes);
-    crc.rotate_right(15).wrapping_add(0xa282_ead8)
-}
-
-fn record(out: &mut Vec<u8>, data: &[u8]) {
-    let len = (data.len() as u64).to_le_bytes();
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(&masked_crc(data).to_le_bytes());
-}
-
-/// One scalar at one step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scalar {
-    pub tag: String,
-    pub step: i64,
-    pub value: f64,
-    pub wall_time: f64,
-}
-
-/// The bytes of an event file holding `scalars`, in order.
-pub fn event_file(scalars: &[Scalar]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let first = Event { wall_time: scalars.first().map_or(0.0, |s| s.wall_time), step: 0, file_version: Some("brain.Event:2".into()), summary: None };
-    record(&mut out, &first.encode_to_vec());
-    for s in scalars {
-        let event = Event {
-            wall_time: s.wall_time,
-            step: s.step,
-            file_version: None,
-            summary: Some(Summary { value: vec![SummaryValue { tag: s.tag.clone(), simple_value: Some(s.value as f32) }] }),
-        };
-        record(&mut out, &event.encode_to_vec());
-    }
-    out
-}
 
 /// A run's scalars: `train/loss`, `train/lr` and `train/samples_per_s` per logged step,
 /// `heldout/<subtask>` from `curve.csv`, and `eval/<subtask>` (with the
@@ -149,27 +74,4 @@ pub fn export_run(dir: &RunDir, out: &Path, name: &str) -> Result<PathBuf, Store
     let bytes = event_file(&scalars);
     crate::runs::write_atomic(&path, &bytes)?;
     Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_framed_with_masked_crc32c() {
-        // CRC-32C of "123456789" is 0xE3069283 (the check value of the Castagnoli polynomial).
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
-        let mut out = Vec::new();
-        record(&mut out, b"abc");
-        assert_eq!(out.len(), 8 + 4 + 3 + 4);
-        assert_eq!(&out[..8], &3u64.to_le_bytes());
-        assert_eq!(&out[12..15], b"abc");
-    }
-
-    #[test]
-    fn a_zero_scalar_is_still_written() {
-        let v = SummaryValue { tag: "x".into(), simple_value: Some(0.0) };
-        // tag (1 + 1 + 1 bytes) and the float (1 + 4 bytes).
-        assert_eq!(v.encode_to_vec().len(), 8);
-    }
 }

@@ -1,5 +1,6 @@
 //! Run identity, provenance and the on-disk run store.
 
+pub mod events;
 pub mod find;
 pub mod identity;
 pub mod manifest;

@@ -234,10 +234,15 @@ pub fn archive(dir: &RunDir, previous: Option<&Manifest>, reason: String) -> Res
     let target = dir.path.join("history").join(&name);
     let io = |source| StoreError::Io { path: target.clone(), source };
     std::fs::create_dir_all(&target).map_err(io)?;
-    for file in ["manifest.json", "config.toml", "train.csv", "curve.csv", "eval.csv", "predictions.csv", "model"] {
-        let from = dir.path.join(file);
+    // The live TensorBoard logs of the earlier attempts go too, or TensorBoard would
+    // draw the old run and the new one as one.
+    let logs = std::fs::read_dir(&dir.path)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("events.out.tfevents.")).collect())
+        .unwrap_or_else(|_| Vec::new());
+    for file in ["manifest.json", "config.toml", "train.csv", "curve.csv", "eval.csv", "predictions.csv", "model"].into_iter().map(String::from).chain(logs) {
+        let from = dir.path.join(&file);
         if from.exists() {
-            std::fs::rename(&from, target.join(file)).map_err(io)?;
+            std::fs::rename(&from, target.join(&file)).map_err(io)?;
         }
     }
     Ok(super::manifest::Rerun {
