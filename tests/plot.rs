@@ -195,6 +195,27 @@ set = { "model.mask.kind" = "none" }
     }
 }
 
+/// A swept value spanning decades (a learning rate) is drawn on a log axis whose labels
+/// are the values; one that does not stays linear.
+#[test]
+fn a_sweep_over_decades_is_drawn_on_a_log_axis() {
+    let p = Project::new();
+    let text = |values: &str| format!("title = \"Rates\"\nseeds = [0]\n[[variants]]\nlabel = \"a\"\n[sweep.grid]\n\"train.lr\" = {values}\n");
+    for (name, values, log) in [("rates", "[0.0001, 0.001, 0.01]", true), ("near", "[0.001, 0.002, 0.003]", false)] {
+        p.write(&format!("experiments/{name}.toml"), &text(values));
+        let (exp, plan) = plan_in(&p, name);
+        for (i, spec) in plan.iter().enumerate() {
+            store(spec, [0.0, 0.0, 50.0 + i as f64]);
+        }
+        let svg = String::from_utf8(render(&figure(&exp, &plan).unwrap(), ImageFormat::Svg).unwrap()).unwrap();
+        assert_eq!(svg.contains("train.lr (log scale)"), log, "{name}");
+        if log {
+            let labels: Vec<&str> = svg.split('>').filter_map(|t| t.split('<').next()).map(str::trim).filter(|t| t.starts_with("0.0")).collect();
+            assert!(labels.contains(&"0.001") && labels.contains(&"0.01"), "labels give the values, not their logarithms: {labels:?}");
+        }
+    }
+}
+
 #[test]
 fn nothing_to_plot_is_an_error_not_an_empty_picture() {
     let (_p, exp, plan) = bars_project();

@@ -130,15 +130,40 @@ fn paper_value(p: &PaperTable, key: &str, keys: &[String], centre: &BTreeMap<&st
     p.number(index, "avg")
 }
 
+/// Whether swept values are drawn on a log axis: all above zero and spanning a factor
+/// of 10 or more (a learning rate of 0.001, 0.003, 0.01), which a linear axis squashes
+/// against zero.
+fn log_axis(xs: &[f64]) -> bool {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    lo > 0.0 && hi / lo >= 10.0
+}
+
+/// A swept value as an axis label: three significant digits, no trailing zeros.
+fn tick_label(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = 2i32.saturating_sub(x.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{x:.digits$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
+}
+
 pub(super) fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &Curves) -> DrawResult<DB> {
-    let xs: Vec<f64> = c.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0).chain(l.paper.iter().map(|p| p.0))).collect();
+    let raw: Vec<f64> = c.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0).chain(l.paper.iter().map(|p| p.0))).collect();
+    // On a log axis the chart's x is log10 of the value; the labels give the value.
+    let log = log_axis(&raw);
+    let tx = |x: f64| if log { x.log10() } else { x };
+    let xs: Vec<f64> = raw.iter().map(|x| tx(*x)).collect();
     let ys: Vec<f64> = c
         .lines
         .iter()
         .flat_map(|l| l.points.iter().flat_map(|(_, s)| [s.low(), s.high()]).chain(l.paper.iter().map(|p| p.1)))
         .chain(c.guess)
         .collect();
-    let (x0, x1) = padded(&xs, 0.1, 0.1);
+    let (x0, x1) = padded(&xs, 0.1, if log { 0.05 } else { 0.1 });
+    let x_desc = if log { format!("{} (log scale)", c.x_desc) } else { c.x_desc.clone() };
+    let x_label = |v: &f64| if log { tick_label(10f64.powf(*v)) } else { tick_label(*v) };
     let (y0, y1) = padded(&ys, 0.15, 2.0);
     let mut chart = ChartBuilder::on(area)
         .caption(&c.title, (FONT, 20))
@@ -151,7 +176,8 @@ pub(super) fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: 
         .x_label_style((FONT, LABEL_PX))
         .y_label_style((FONT, LABEL_PX))
         .axis_desc_style((FONT, 15))
-        .x_desc(c.x_desc.as_str())
+        .x_desc(x_desc.as_str())
+        .x_label_formatter(&x_label)
         .y_desc(c.y_desc.as_str())
         .max_light_lines(0)
         .bold_line_style(RGBColor(225, 225, 225))
@@ -161,15 +187,15 @@ pub(super) fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: 
     }
     for (i, l) in c.lines.iter().enumerate() {
         let col = colour(i);
-        chart.draw_series(LineSeries::new(l.points.iter().map(|(x, s)| (*x, s.mean)), col.stroke_width(2)))?;
-        chart.draw_series(l.points.iter().map(|(x, s)| Circle::new((*x, s.mean), 4, col.filled())))?;
+        chart.draw_series(LineSeries::new(l.points.iter().map(|(x, s)| (tx(*x), s.mean)), col.stroke_width(2)))?;
+        chart.draw_series(l.points.iter().map(|(x, s)| Circle::new((tx(*x), s.mean), 4, col.filled())))?;
         chart.draw_series(
             l.points
                 .iter()
-                .filter_map(|(x, s)| s.std.map(|sd| ErrorBar::new_vertical(*x, s.mean - sd, s.mean, s.mean + sd, col.stroke_width(1), 8))),
+                .filter_map(|(x, s)| s.std.map(|sd| ErrorBar::new_vertical(tx(*x), s.mean - sd, s.mean, s.mean + sd, col.stroke_width(1), 8))),
         )?;
-        chart.draw_series(DashedLineSeries::new(l.paper.iter().copied(), 6, 4, col.stroke_width(2)))?;
-        chart.draw_series(l.paper.iter().map(|p| Circle::new(*p, 5, col.stroke_width(2))))?;
+        chart.draw_series(DashedLineSeries::new(l.paper.iter().map(|(x, y)| (tx(*x), *y)), 6, 4, col.stroke_width(2)))?;
+        chart.draw_series(l.paper.iter().map(|(x, y)| Circle::new((tx(*x), *y), 5, col.stroke_width(2))))?;
     }
     Ok(())
 }
@@ -189,6 +215,15 @@ fn padded(values: &[f64], share: f64, min_pad: f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_spanning_a_decade_get_a_log_axis_with_plain_labels() {
+        assert!(log_axis(&[0.001, 0.003, 0.01]));
+        assert!(!log_axis(&[0.4, 0.6, 0.8]), "Table 5's gamma stays linear");
+        assert!(!log_axis(&[0.0, 1.0, 10.0]), "zero has no logarithm");
+        assert_eq!((tick_label(0.001), tick_label(0.00316228), tick_label(0.6), tick_label(250.0)), ("0.001".into(), "0.00316".into(), "0.6".into(), "250".into()));
+        assert_eq!((tick_label(0.0), tick_label(-0.25)), ("0".into(), "-0.25".into()));
+    }
 
     #[test]
     fn padding_keeps_points_off_the_frame() {
