@@ -136,12 +136,15 @@ fn the_constant_gate_is_part_of_a_gated_fixed_run_only() {
     assert!(pc.iter().zip(&pd).any(|(x, y)| x.prediction != y.prediction), "the gate's constant changed nothing");
 }
 
-/// Configs that set no inert key away from its default keep the id they had before
-/// the rule (so stored runs are found); one that did is found under its legacy id.
+/// Configs that set no inert key away from the value it had when it was added keep the
+/// id they had before the rule (so stored runs are found); one that did is found under
+/// its legacy id. Learning curves on by default (eval.every 256) rename no run.
 #[test]
 fn ids_of_configs_at_their_defaults_are_unchanged() {
-    let c = tiny();
+    let mut c = tiny();
+    (c.eval.every, c.eval.curve_size) = (0, 512);
     assert_eq!(run_id(&c), legacy_run_id(&c));
+    assert_eq!(run_id(&tiny()), run_id(&c), "curves on by default changed the id");
     let mut d = tiny();
     d.train.log_every = 5;
     assert_eq!(run_id(&d), run_id(&c));

@@ -97,8 +97,11 @@ fn held_out_scores_are_logged_without_changing_training() {
     tiny(&p, "c", "[0]", "steps = 6", "");
     let exp = Experiment::load(p.path().join("experiments/c.toml").to_str().unwrap()).unwrap();
     let curve = geosr::config::layers::cli_layers(&["eval.every=2".into(), "eval.curve_size=10".into()]).unwrap();
-    let plain = exp.plan(&[], &[]).unwrap();
+    let off = geosr::config::layers::cli_layers(&["eval.every=0".into()]).unwrap();
+    let plain = exp.plan(&[], &off).unwrap();
     let with_curve = exp.plan(&[], &curve).unwrap();
+    let default = exp.plan(&[], &[]).unwrap();
+    assert_eq!(plain[0].id, default[0].id);
     assert_eq!(plain[0].id, with_curve[0].id, "eval.every watches a run; it is not part of what the run is");
 
     let data = geosr::data::load(&plain[0].resolved.config.data, geosr::data::Split::Train).unwrap();
@@ -114,6 +117,8 @@ fn held_out_scores_are_logged_without_changing_training() {
     let (curve_losses, evals) = train(&with_curve[0]);
     assert!(no_evals.is_empty());
     assert_eq!(evals, [2, 4, 6]);
+    // Curves are on by default: every 256 steps, and after the last.
+    assert_eq!(train(&default[0]).1, [6]);
     assert_eq!(plain_losses, curve_losses, "scoring the held-out slice changed training");
 
     // Through the command line: curve.csv beside train.csv, and the figure.

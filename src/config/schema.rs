@@ -308,8 +308,8 @@ pub struct EvalConfig {
     /// The average a table reports as Avg.
     pub average: Average,
     /// Score a held-out slice of the evaluation split every this many training steps
-    /// (and after the last), into `curve.csv`, for learning curves; 0 = never. Not part
-    /// of a run's identity: it watches training without changing it.
+    /// (and after the last), into `curve.csv`, for learning curves; 0 = never (256 by
+    /// default). Not part of a run's identity: it watches training without changing it.
     pub every: usize,
     /// Questions in that slice: every k-th of the evaluation split, so each subtask
     /// keeps its share.
@@ -397,7 +397,9 @@ impl Default for TrainConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { batch_size: 64, average: Average::Macro, every: 0, curve_size: 512 }
+        // Learning curves are on: 12 points over quick's 3,072 steps, each three passes
+        // over 256 questions, cost about 3% of a run on Flex (docs/performance.md).
+        EvalConfig { batch_size: 64, average: Average::Macro, every: 256, curve_size: 256 }
     }
 }
 

@@ -90,8 +90,10 @@ pub fn canonical(config: &Config) -> Config {
     c.train.log_every = defaults.train.log_every;
     c.train.checkpoint_every = defaults.train.checkpoint_every;
     c.eval.batch_size = defaults.eval.batch_size;
-    c.eval.every = defaults.eval.every;
-    c.eval.curve_size = defaults.eval.curve_size;
+    // At the values they had when they were added (ADDED_KEYS leaves them out there),
+    // not at today's defaults: turning curves on by default must not rename every run.
+    c.eval.every = 0;
+    c.eval.curve_size = 512;
     let m = &mut c.model;
     if m.mask.kind == MaskKind::None {
         m.mask.gamma = defaults.model.mask.gamma;
