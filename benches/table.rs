@@ -1,8 +1,10 @@
-//! How long `geosr table` takes over 10,000 stored runs: 10 variants x 100 sweep
-//! points x 10 seeds, each a real run folder (config.toml, manifest.json and
-//! eval.csv written by the store's own writers), then `report::table::build` (which
-//! checks each run's files) and rendering timed over several repetitions. Run with
-//! `cargo bench --bench table`.
+//! How long `geosr table` and `geosr runs` take over 10,000 stored runs: 10 variants x
+//! 100 sweep points x 10 seeds, each a real run folder (config.toml, manifest.json and
+//! eval.csv written by the store's own writers, linked under the experiment), then
+//! `report::table::build` (which checks each run's files) and rendering, and
+//! `runs::query::scan` (what `geosr runs` reads) with a filter, timed over several
+//! repetitions. Run with `cargo bench --bench table`; `BENCH_POINTS=1000` makes it
+//! 100,000 runs.
 
 use std::time::{Duration, Instant};
 
@@ -13,13 +15,18 @@ use geosr::runs::Provenance;
 mod common;
 
 const VARIANTS: usize = 10;
+/// Sweep points, unless `BENCH_POINTS` says otherwise.
 const POINTS: usize = 100;
 const SEEDS: usize = 10;
 const REPETITIONS: usize = 7;
 
+fn points() -> usize {
+    std::env::var("BENCH_POINTS").ok().and_then(|p| p.parse().ok()).unwrap_or(POINTS)
+}
+
 fn experiment_file() -> String {
     let seeds: Vec<String> = (0..SEEDS).map(|s| s.to_string()).collect();
-    let steps: Vec<String> = (1..=POINTS).map(|s| s.to_string()).collect();
+    let steps: Vec<String> = (1..=points()).map(|s| s.to_string()).collect();
     let mut text = format!(
         "title = \"bench\"\nlayers = []\nseeds = [{}]\n[sweep.grid]\n\"train.steps\" = [{}]\n",
         seeds.join(", "),
@@ -73,13 +80,14 @@ fn main() {
     let start = Instant::now();
     let plan = exp.plan(&[], &sets).unwrap();
     let plan_time = start.elapsed();
-    assert_eq!(plan.len(), VARIANTS * POINTS * SEEDS);
+    assert_eq!(plan.len(), VARIANTS * points() * SEEDS);
 
     let start = Instant::now();
     let provenance = Provenance::collect("flex", "cpu");
     for spec in &plan {
         let variant: usize = spec.variant[1..].parse().unwrap();
         common::store_done(spec, &eval_rows(spec.seed as usize, variant), &provenance, |_| ());
+        geosr::runs::store::link_entry(spec, &geosr::runs::run_dir(spec)).unwrap();
     }
     let write_time = start.elapsed();
 
@@ -117,5 +125,25 @@ fn main() {
         ms(median(renders)),
         ms(median(totals.clone())),
         ms(*totals.iter().min().unwrap())
+    );
+
+    // What `geosr runs --where ... --format csv` does: read every run, filter, print.
+    let results = std::path::PathBuf::from(&plan[0].resolved.config.output.results_dir);
+    let filter: geosr::runs::query::Filter = "metrics.avg >= 50".parse().unwrap();
+    let mut scans = Vec::new();
+    let mut selected = 0;
+    for _ in 0..REPETITIONS.min(3) {
+        let start = Instant::now();
+        let records = geosr::runs::query::scan(&results).unwrap();
+        assert_eq!(records.len(), plan.len());
+        selected = records.iter().filter(|r| filter.matches(r)).count();
+        scans.push(start.elapsed());
+    }
+    println!(
+        "geosr runs: scan of {} runs and a filter (selects {selected}), median of {}: {:.0} ms (min {:.0} ms)",
+        plan.len(),
+        scans.len(),
+        ms(median(scans.clone())),
+        ms(*scans.iter().min().unwrap())
     );
 }

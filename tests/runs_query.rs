@@ -277,3 +277,76 @@ if "_hparams_/session_end_info" in content:
     let after = read(&dir);
     assert!(after.contains("loss 4000") && after.contains("eval True") && after.contains("end 1"), "{after}");
 }
+
+/// A real MLflow tracking server (SQLite backend) on localhost, stopped when dropped.
+struct MlflowServer {
+    child: std::process::Child,
+    uri: String,
+    _dir: tempfile::TempDir,
+}
+
+impl MlflowServer {
+    fn start() -> MlflowServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let db = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+        let child = std::process::Command::new("python3")
+            .args(["-m", "mlflow", "server", "--backend-store-uri", &db, "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+            .arg("--default-artifact-root")
+            .arg(dir.path().join("artifacts"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m mlflow server (pip install mlflow)");
+        let server = MlflowServer { child, uri: format!("http://127.0.0.1:{port}"), _dir: dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while ureq::get(&format!("{}/health", server.uri)).call().is_err() {
+            assert!(std::time::Instant::now() < deadline, "the MLflow server did not start (is mlflow installed? pip install mlflow)");
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        server
+    }
+}
+
+impl Drop for MlflowServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `runs --mlflow URI` logs the selected runs to a real MLflow server: read back with
+/// `mlflow.search_runs`, each run has its config as params, its scores and training
+/// curve as metrics with their steps, and its geosr id as a tag; pushing twice leaves
+/// one MLflow run per geosr run.
+#[test]
+fn runs_are_logged_to_mlflow_once() {
+    let (p, plan) = project();
+    let dir = geosr::runs::run_dir(&plan[0]);
+    let rows: Vec<geosr::train::StepRow> = (0..3)
+        .map(|s| geosr::train::StepRow { step: s, epoch: 0, loss: 2.0 - s as f64 * 0.5, lr: 1e-3, samples_per_s: 100.0, elapsed_s: s as f64 })
+        .collect();
+    dir.write_csv(&dir.train_csv(), &rows).unwrap();
+    let server = MlflowServer::start();
+    for (round, says) in [(1, "4 run(s) logged, 0 already there"), (2, "0 run(s) logged, 4 already there")] {
+        let out = geosr_in(p.path()).args(["runs", "--experiment", "two", "--mlflow", &server.uri]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.contains(says), "push {round}: {stderr}");
+    }
+    let script = r#"
+import sys, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+df = mlflow.search_runs(experiment_names=["geosr/two"])
+print("runs", len(df))
+row = df[df["tags.geosr.run_id"] == sys.argv[2]].iloc[0]
+print("mask", row["params.model.mask.kind"], "avg", row["metrics.eval/avg_macro"], "status", row["status"])
+hist = mlflow.tracking.MlflowClient().get_metric_history(row.run_id, "train/loss")
+print("loss", [(h.step, h.value) for h in sorted(hist, key=lambda h: h.step)])
+"#;
+    let out = std::process::Command::new("python3").args(["-c", script, &server.uri, &plan[0].id]).output().expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "mlflow could not read the runs back:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("runs 4\n"), "{text}");
+    assert!(text.contains("mask random avg 50.0 status FINISHED"), "{text}");
+    assert!(text.contains("loss [(1, 2.0), (2, 1.5), (3, 1.0)]"), "{text}");
+}

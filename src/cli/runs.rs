@@ -43,6 +43,12 @@ pub struct RunsArgs {
     /// then `tensorboard --logdir DIR`.
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
+    /// Also log the selected runs to the MLflow tracking server at URI (e.g.
+    /// http://127.0.0.1:5000): an MLflow experiment per geosr experiment, the config as
+    /// params, the scalars as metrics with their steps, the provenance as tags. A run the
+    /// server has (by its geosr run id) is not logged again.
+    #[arg(long, value_name = "URI")]
+    mlflow: Option<String>,
     // Only output.results_dir is read, to find the store.
     #[command(flatten)]
     overrides: Overrides,
@@ -139,6 +145,17 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode> {
             let path = geosr::report::tensorboard::export_run(&r.dir, out, &name)?;
             eprintln!("wrote {}", path.display());
         }
+    }
+    if let Some(uri) = &args.mlflow {
+        let mut client = geosr::report::mlflow::Client::connect(uri)?;
+        let (mut new, mut already) = (0, 0);
+        for r in &selected {
+            match client.push(r)? {
+                geosr::report::mlflow::Pushed::New(_) => new += 1,
+                geosr::report::mlflow::Pushed::Already(_) => already += 1,
+            }
+        }
+        eprintln!("MLflow at {uri}: {new} run(s) logged, {already} already there");
     }
     if args.keys {
         let keys: std::collections::BTreeSet<&String> = selected.iter().flat_map(|r| r.fields.keys()).collect();

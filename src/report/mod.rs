@@ -5,6 +5,7 @@ pub mod controls;
 pub mod diff;
 pub mod docs;
 pub mod html;
+pub mod mlflow;
 pub mod paper;
 pub mod plot;
 pub mod stray;
