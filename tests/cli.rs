@@ -408,3 +408,42 @@ fn plan_estimates_the_time_left_from_runs_finished_on_this_machine() {
     let done = String::from_utf8(geosr(&p).args(["plan", "tiny"]).output().unwrap().stdout).unwrap();
     assert!(!done.contains("to train"), "nothing left, no estimate: {done}");
 }
+
+/// `run` of a run another process holds says so and trains nothing; a run it trains
+/// prints its probes as `diff` and `runs` name them: the score lost (a drop, not a change).
+#[test]
+fn run_says_when_another_process_trains_the_run_and_prints_drops() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", TINY);
+    let exp = geosr::config::Experiment::load(p.path().join("experiments/tiny.toml").to_str().unwrap()).unwrap();
+    let sets = geosr::config::layers::cli_layers(&[format!("output.results_dir={}", p.path().join("results").display())]).unwrap();
+    let spec = exp.plan(&[], &sets).unwrap().remove(0);
+    let dir = geosr::runs::run_dir(&spec);
+    let lock = dir.try_lock().unwrap().expect("the test takes the run's lock");
+    let out = geosr(&p).args(["run", "tiny"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("another process is training it"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!dir.eval_csv().exists(), "nothing may be trained beside the lock's holder");
+    drop(lock);
+
+    let out = String::from_utf8(geosr(&p).args(["run", "tiny"]).output().unwrap().stdout).unwrap();
+    assert!(out.contains("geo drop") && out.contains("vision drop") && !out.contains("no geo."), "{out}");
+    let rows: Vec<geosr::eval::EvalRow> = dir.read_csv(&dir.eval_csv()).unwrap();
+    let avg = rows.iter().find(|r| r.subtask == "avg_macro").unwrap();
+    let line = out.lines().find(|l| l.trim_start().starts_with("Avg. (macro)")).unwrap();
+    assert!(line.contains(&format!("{:.1}", avg.drop_no_geometry)), "the printed drop is eval.csv's, sign and all: {line} vs {}", avg.drop_no_geometry);
+}
+
+/// `diff --experiment` takes a control and a grid like every command that reads an
+/// experiment.
+#[test]
+fn diff_of_an_experiments_rows_takes_a_control_and_a_grid() {
+    let p = Project::new();
+    p.write("experiments/tiny.toml", &format!("{TINY}\n[[controls]]\nname = \"faster\"\nset = {{ \"train.lr\" = 0.002 }}\n"));
+    geosr(&p).args(["run", "tiny", "--control", "faster"]).assert().success();
+    let out = geosr(&p).args(["diff", "--experiment", "tiny", "--control", "faster"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 of 1 seed(s) done"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    geosr(&p).args(["diff", "--experiment", "tiny", "--grid", "model.mask.gamma=0.3,0.7"]).assert().success();
+    geosr(&p).args(["diff", "--control", "faster"]).assert().code(2);
+}
