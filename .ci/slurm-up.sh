@@ -209,14 +209,17 @@ node_state() {
 }
 
 # slurmctld restores the node's old state (e.g. idle) from its state file before slurmd
-# has registered; registration sets SlurmdStartTime to the running slurmd's start.
+# has registered; registration sets SlurmdStartTime to the running slurmd's start. That
+# is the start of the process that daemonized, which `ps` does not see: the daemon we see
+# forked from it, 16 s later on a loaded 2-core machine (a second .ci/run then waited for
+# a registration it already had), so allow a minute.
 slurmd_registered() {
   local pid started reg
   pid="$(daemon_pid slurmd "$SLURMD_PID")"
   [ -n "$pid" ] || return 1
   started="$(date -d "$(ps -o lstart= -p "$pid")" +%s)"
   reg="$(scontrol -o show node "$(hostname -s)" 2>/dev/null | sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p')"
-  [ -n "$reg" ] && [ "$reg" != "None" ] && [ "$(date -d "$reg" +%s)" -ge $((started - 2)) ]
+  [ -n "$reg" ] && [ "$reg" != "None" ] && [ "$(date -d "$reg" +%s)" -ge $((started - 60)) ]
 }
 
 up() {
