@@ -176,7 +176,7 @@ fn one_seed_shows_no_spread() {
     geosr(&p).args(["run", "tiny"]).assert().success();
     let table = stdout(&p, &["table", "tiny"]);
     assert!(!table.contains("± 0.0"), "{table}");
-    assert!(table.contains("one seed each: CI over questions only"), "{table}");
+    assert!(table.contains("a row has one run: CI over the questions only"), "{table}");
 }
 
 /// Run identity: a run two experiments plan is trained once; the second experiment

@@ -150,7 +150,7 @@ fn store_scored_predictions(spec: &geosr::config::RunSpec, avg: f64, right: impl
 }
 
 #[test]
-fn claims_are_checked_with_a_bootstrap_interval() {
+fn claims_are_checked_with_a_t_interval_over_seeds() {
     let p = Project::new();
     let path = p.write("experiments/t.toml", &EXP.replace("title = \"T\"", "title = \"T\"\nclaims = [\"a > b\", \"b > a\"]"));
     let exp = Experiment::load(path.to_str().unwrap()).unwrap();
@@ -162,13 +162,16 @@ fn claims_are_checked_with_a_bootstrap_interval() {
     store_predictions(&plan[1], |i| (i / 2) % 10 < 8);
     store_predictions(&plan[2], |i| i % 4 < 2);
     store_predictions(&plan[3], |i| (i / 2) % 4 < 2);
-    let v = geosr::report::claims::check(&exp.file.claims, &plan, 500).unwrap();
+    let v = geosr::report::claims::check(&exp, &plan).unwrap();
     assert_eq!(v.len(), 2);
     let d = v[0].difference.unwrap();
     assert!((d - 30.0).abs() < 1e-9, "{d}");
+    // Both seeds score alike: no spread over seeds, an interval of zero width around d.
     let (lo, hi) = v[0].ci95.unwrap();
-    assert!(lo > 15.0 && hi < 45.0 && lo < d && d < hi, "[{lo}, {hi}]");
+    assert!((lo - d).abs() < 1e-9 && (hi - d).abs() < 1e-9, "[{lo}, {hi}]");
+    assert_eq!(v[0].method, Some(geosr::report::stats::Method::PairedSeeds));
     assert_eq!(v[0].outcome(), "held");
+    assert_eq!(v[0].adjusted_outcome(), "held");
     // b > a is the same difference the other way round, clear of zero: reversed, not a tie.
     assert_eq!(v[1].outcome(), "reversed");
     assert_eq!(v[0].seeds, (2, 2));

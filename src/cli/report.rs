@@ -70,7 +70,7 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
         TableFormat::Csv => Format::Csv,
         TableFormat::Latex => Format::Latex,
         TableFormat::Json => {
-            let verdicts = if exp.file.claims.is_empty() { Vec::new() } else { claims::check(&exp.file.claims, &plan, 2000)? };
+            let verdicts = if exp.file.claims.is_empty() { Vec::new() } else { claims::check(exp, &plan)? };
             let mut record = table.to_json();
             record["experiment"] = serde_json::json!(exp.name);
             record["claims"] = claims::to_json(&verdicts);
@@ -82,9 +82,13 @@ pub fn table(args: TableArgs) -> Result<ExitCode> {
     };
     print!("{}", table.render(format));
     let text = matches!(format, Format::Term | Format::Markdown);
-    if !exp.file.claims.is_empty() && text {
-        let verdicts = claims::check(&exp.file.claims, &plan, 2000)?;
-        let rendered = if format == Format::Markdown { claims::render_markdown(&verdicts) } else { claims::render(&verdicts) };
+    if !exp.file.claims.is_empty() && format != Format::Csv {
+        let verdicts = claims::check(exp, &plan)?;
+        let rendered = match format {
+            Format::Markdown => claims::render_markdown(&verdicts),
+            Format::Latex => format!("% Claims. {}\n{}", claims::METHOD, claims::render_latex(&verdicts)),
+            _ => claims::render(&verdicts),
+        };
         print!("\n{rendered}");
     }
     // Machine formats stay clean; what a reader must know goes to stderr.
@@ -224,7 +228,7 @@ fn own_table(
 ) -> Result<(geosr::report::table::Table, Vec<claims::Verdict>)> {
     Ok(match conditions.first() {
         Some(own) => (own.table.clone(), own.verdicts.clone()),
-        None => (geosr::report::table::build(exp, plan, true)?, claims::check(&exp.file.claims, plan, 2000)?),
+        None => (geosr::report::table::build(exp, plan, true)?, claims::check(exp, plan)?),
     })
 }
 
@@ -275,7 +279,12 @@ pub fn write_outputs(loaded: &Loaded, plan: &[RunSpec], controls: bool) -> Resul
         let mut text = table.render(format);
         match format {
             Format::Markdown => text.push_str(&format!("{claims}\n{footer}\n")),
-            Format::Latex => text.push_str(&format!("% {footer}\n")),
+            Format::Latex => {
+                if !verdicts.is_empty() {
+                    text.push_str(&format!("\n% Claims. {}\n{}", claims::METHOD, claims::render_latex(&verdicts)));
+                }
+                text.push_str(&format!("% {footer}\n"));
+            }
             _ => {}
         }
         let path = results.join(format!("{name}.{ext}"));

@@ -40,7 +40,7 @@ impl Condition {
             about,
             set,
             table: table::build(exp, plan, reference)?,
-            verdicts: claims::check(&exp.file.claims, plan, 2000)?,
+            verdicts: claims::check(exp, plan)?,
         })
     }
 
@@ -117,7 +117,11 @@ impl Grid {
             for c in conditions {
                 let v = &c.verdicts[k];
                 let text = match (v.difference, v.ci95) {
-                    (Some(d), Some((lo, hi))) => format!("{d:+.1} [{lo:+.1}, {hi:+.1}] {}", outcome_short(v)),
+                    (Some(d), Some((lo, hi))) => {
+                        // The family-adjusted reading where it differs from the raw one.
+                        let holm = if v.adjusted_kind() != v.kind() { format!(" (Holm: {})", v.adjusted_outcome()) } else { String::new() };
+                        format!("{d:+.1} [{lo:+.1}, {hi:+.1}] {}{holm}", outcome_short(v))
+                    }
                     _ => outcome_short(v).to_string(),
                 };
                 let full = v.seeds.0 >= planned(c, &v.claim.better) && v.seeds.1 >= planned(c, &v.claim.worse);
@@ -131,9 +135,11 @@ impl Grid {
 }
 
 /// What the claims table's cells mean.
-pub const CLAIMS_LEGEND: &str = "Difference in Avg. and its 95% CI (bootstrap over seeds and questions); held = above 0 and the CI \
-                                 excludes 0, n.s. = above 0 but the CI does not exclude it, did not hold = at or below 0 and the CI \
-                                 includes 0, reversed = below 0 and the CI excludes 0.";
+pub const CLAIMS_LEGEND: &str = "Difference in Avg. and its 95% CI (t over the seeds' Avg., paired by seed where both rows ran \
+                                 the same seeds); held = above 0 and the CI excludes 0, n.s. = above 0 but the CI does not exclude \
+                                 it, did not hold = at or below 0 and the CI includes 0, reversed = below 0 and the CI excludes 0, \
+                                 underpowered = a tie whose paper difference is below what the seeds detect (80% power, 5%). \
+                                 Holm: the reading after adjusting for the condition's claims together, where it differs.";
 
 /// The Avg. rows and the claims of every condition, one column each, as a terminal
 /// table or Markdown.

@@ -6,7 +6,7 @@
 use crate::config::{Experiment, RunSpec};
 use crate::runs::StoreError;
 
-use super::claims::{Outcome, Verdict};
+use super::claims::{self, Outcome, Verdict};
 use super::controls::{Condition, Grid, CLAIMS_LEGEND};
 use super::plot::{self, Figure, ImageFormat};
 use super::table::{self, Format};
@@ -81,27 +81,34 @@ pub fn page(exp: &Experiment, plan: &[RunSpec], verdicts: &[Verdict], controls: 
     }
 
     if !verdicts.is_empty() {
-        out.push_str("<h2 id=\"claims\">Claims</h2>\n<table class=\"claims\">\n<thead><tr><th>claim</th><th>Avg. difference</th><th>95% CI</th><th>seeds</th><th>outcome</th></tr></thead>\n<tbody>\n");
+        out.push_str(
+            "<h2 id=\"claims\">Claims</h2>\n<table class=\"claims\">\n<thead><tr><th>claim</th><th>paper</th><th>Avg. difference</th>\
+             <th>95% CI</th><th>seeds</th><th>outcome</th><th>Holm-adjusted</th><th>detectable</th><th>P(run beats)</th></tr></thead>\n<tbody>\n",
+        );
+        let class = |o: Outcome| match o {
+            Outcome::Held => "held",
+            Outcome::DidNotHold | Outcome::Reversed => "notheld",
+            _ => "weak",
+        };
+        let num = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map(f).unwrap_or_else(|| "–".into());
         for v in verdicts {
-            let class = match v.kind() {
-                Outcome::Held => "held",
-                Outcome::DidNotHold | Outcome::Reversed => "notheld",
-                _ => "weak",
-            };
-            let diff = v.difference.map(|d| format!("{d:+.1}")).unwrap_or_else(|| "–".into());
             let ci = v.ci95.map(|(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]")).unwrap_or_else(|| "–".into());
             out.push_str(&format!(
-                "<tr><th>{}</th><td>{diff}</td><td>{ci}</td><td>{}/{}</td><td class=\"{class}\">{}</td></tr>\n",
+                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{ci}</td><td>{}/{}</td><td class=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>\n",
                 escape(&v.claim.text),
+                num(v.paper, &|d| format!("{d:+.1}")),
+                num(v.difference, &|d| format!("{d:+.1}")),
                 v.seeds.0,
                 v.seeds.1,
-                escape(v.outcome())
+                class(v.kind()),
+                escape(v.outcome()),
+                class(v.adjusted_kind()),
+                escape(v.adjusted_outcome()),
+                num(v.detectable, &|d| format!("{d:.1}")),
+                num(v.superiority, &|p| format!("{p:.2}")),
             ));
         }
-        out.push_str(
-            "</tbody>\n</table>\n<p class=\"note\">A claim holds when the difference is positive and its 95% CI \
-             (bootstrap over seeds and questions) excludes 0.</p>\n",
-        );
+        out.push_str(&format!("</tbody>\n</table>\n<p class=\"note\">{}</p>\n", escape(claims::METHOD)));
     }
 
     if !controls.is_empty() {

@@ -8,6 +8,7 @@ pub mod html;
 pub mod mlflow;
 pub mod paper;
 pub mod plot;
+pub mod stats;
 pub mod stray;
 pub mod table;
 pub mod tensorboard;
